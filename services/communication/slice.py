@@ -1,0 +1,13 @@
+"""The communication slice: standard endpoints only, no domain routes yet (a later issue builds it)."""
+
+from __future__ import annotations
+
+from services.kit.slice_base import AtomicSlice
+
+
+class CommunicationSlice(AtomicSlice):
+    name = "communication"
+
+
+def create_slice() -> CommunicationSlice:
+    return CommunicationSlice()

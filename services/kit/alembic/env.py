@@ -1,0 +1,17 @@
+"""Alembic environment shared by every slice: the caller passes the connection and metadata.
+
+Each slice keeps its own history in ``services/<slice>/migrations/versions``; see
+``services.kit.database.SliceDatabase.migrate``.
+"""
+
+from alembic import context
+
+config = context.config
+connection = config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=config.attributes.get("target_metadata"),
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,233 @@
+"""One typed configuration for the whole fleet.
+
+Sources, strongest first: environment variables (``REFACTORBOT_`` prefix, ``__`` between
+nested fields, e.g. ``REFACTORBOT_SESSION__DATABASE_URL``), then the YAML file
+(``config/refactorbot.yaml`` or the path in ``REFACTORBOT_CONFIG``), then the defaults,
+where each service's port comes from its ``slice.yaml``. ``OPENROUTER_API_KEY`` is also
+read as ``openrouter.api_key``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from services.kit.manifest import SERVICE_NAMES, load_manifest
+from services.kit.safe_yaml import UnsafeYamlError, load_yaml_file
+
+DEFAULT_CONFIG_PATH = Path("config/refactorbot.yaml")
+CONFIG_ENV = "REFACTORBOT_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names each field and its problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceSettings(_Section):
+    """Where a service listens and which database it owns."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind")
+    port: int | None = Field(None, ge=1, le=65535, description="Defaults to slice.yaml's port")
+    url: str | None = Field(None, description="Base URL other services use; default from host:port")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+
+    @property
+    def base_url(self) -> str:
+        """The URL other services call this one at."""
+        if self.url:
+            return self.url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+
+class AgentCoreSettings(ServiceSettings):
+    model: str = Field("openai/gpt-4o-mini", description="Model asked for each turn")
+    system_prompt: str = Field(
+        "You are RefactorBot, a helpful assistant. Answer clearly and briefly.",
+        description="System prompt placed before the history",
+    )
+    max_history_messages: int = Field(50, ge=0, le=10_000, description="History sent per turn")
+    max_message_chars: int = Field(32_000, gt=0, description="Largest user message accepted")
+
+
+class ProvidersSettings(ServiceSettings):
+    upstream_timeout_s: float = Field(120.0, gt=0, description="Timeout of one upstream call")
+    max_tokens_cap: int = Field(16_384, gt=0, description="Largest max_tokens a caller may ask")
+
+
+class SessionSettings(ServiceSettings):
+    max_message_chars: int = Field(200_000, gt=0, description="Largest message stored")
+    max_page_size: int = Field(1_000, gt=0, description="Most messages returned per page")
+
+
+class MasterCoreSettings(ServiceSettings):
+    admin_api_key: SecretStr | None = Field(
+        None, description="First admin API key; stored hashed at start-up"
+    )
+
+
+class OpenRouterSettings(_Section):
+    api_key: SecretStr | None = Field(None, description="Set to use real OpenRouter models")
+    base_url: str = Field("https://openrouter.ai/api/v1", description="OpenRouter or compatible")
+    app_url: str = Field("https://github.com/refactorbot/refactorbot", description="HTTP-Referer")
+    app_title: str = Field("RefactorBot", description="X-OpenRouter-Title")
+
+
+class SimulatorSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8199, ge=1, le=65535)
+    latency_ms: float = Field(0.0, ge=0, description="Artificial delay before each answer")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/api/v1"
+
+
+class ClientSettings(_Section):
+    """The connection pool every service uses to call the others."""
+
+    timeout_s: float = Field(30.0, gt=0, description="Default total timeout of a call")
+    connect_timeout_s: float = Field(3.0, gt=0)
+    pool_size: int = Field(100, gt=0, description="Most open connections per process")
+    retries: int = Field(2, ge=0, le=10, description="Retries of idempotent calls")
+
+
+class FleetSettings(_Section):
+    ready_timeout_s: float = Field(60.0, gt=0, description="Wait for every /ready at start")
+    restart_backoff_s: float = Field(1.0, gt=0, description="First restart delay")
+    restart_backoff_max_s: float = Field(30.0, gt=0)
+    stop_timeout_s: float = Field(10.0, gt=0, description="Grace before SIGKILL on stop")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REFACTORBOT_", env_nested_delimiter="__", extra="forbid",
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Field(Path("data"), description="SQLite files and generated secrets")
+    log_dir: Path = Field(Path("logs"), description="One log file per service")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    internal_token: SecretStr | None = Field(None, description="Shared token of internal calls")
+    openrouter: OpenRouterSettings = Field(default_factory=OpenRouterSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+
+    master_core: MasterCoreSettings = Field(default_factory=MasterCoreSettings)
+    agent_core: AgentCoreSettings = Field(default_factory=AgentCoreSettings)
+    tools: ServiceSettings = Field(default_factory=ServiceSettings)
+    memory: ServiceSettings = Field(default_factory=ServiceSettings)
+    communication: ServiceSettings = Field(default_factory=ServiceSettings)
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+    skills: ServiceSettings = Field(default_factory=ServiceSettings)
+    event_bus: ServiceSettings = Field(default_factory=ServiceSettings)
+
+    @model_validator(mode="after")
+    def _fill_service_defaults(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.log_dir = self.log_dir.expanduser().resolve()
+        for name in SERVICE_NAMES:
+            svc = self.service(name)
+            manifest = load_manifest(name)
+            if svc.port is None:
+                svc.port = manifest.port
+            if svc.database_url is None:
+                svc.database_url = f"sqlite:///{self.data_dir / manifest.database}"
+        return self
+
+    def service(self, name: str) -> ServiceSettings:
+        """Settings of the named service."""
+        if name not in SERVICE_NAMES:
+            raise KeyError(f"unknown service {name!r}")
+        svc: ServiceSettings = getattr(self, name)
+        return svc
+
+    @property
+    def llm_base_url(self) -> str:
+        """Where providers sends completions: OpenRouter with a key, else the simulator."""
+        return self.openrouter.base_url if self.openrouter.api_key else self.simulator.base_url
+
+    @property
+    def llm_mode(self) -> str:
+        if self.openrouter.api_key:
+            return "OpenRouter"
+        return "OpenRouter simulator: set OPENROUTER_API_KEY for real models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _PlainEnvAliases(settings_cls),
+            _YamlFileSource(settings_cls),
+        )
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """The YAML config file, loaded safely; missing is fine only for the default path."""
+
+    def __call__(self) -> dict[str, Any]:
+        explicit = os.environ.get(CONFIG_ENV)
+        path = Path(explicit) if explicit else DEFAULT_CONFIG_PATH
+        if not path.exists():
+            if explicit:
+                raise ConfigError(f"{CONFIG_ENV}={explicit}: file not found")
+            return {}
+        try:
+            data = load_yaml_file(path)
+        except UnsafeYamlError as exc:
+            raise ConfigError(str(exc)) from exc
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of settings")
+        return data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ does all the work
+
+
+class _PlainEnvAliases(PydanticBaseSettingsSource):
+    """Well-known variables without our prefix (OPENROUTER_API_KEY)."""
+
+    def __call__(self) -> dict[str, Any]:
+        key = os.environ.get("OPENROUTER_API_KEY")
+        return {"openrouter": {"api_key": key}} if key else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per failing field: ``dotted.field: problem``."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate the configuration, raising ConfigError with a readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc

@@ -1,0 +1,96 @@
+"""A slice's own database: SQLite with WAL and synchronous=FULL by default, any SQLAlchemy URL
+otherwise, with its Alembic history applied at start-up."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+T = TypeVar("T")
+KIT_ALEMBIC_DIR = Path(__file__).parent / "alembic"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class SliceDatabase:
+    """Engine, sessions and migrations for one slice's database URL."""
+
+    def __init__(self, url: str, *, metadata: MetaData, versions_dir: Path) -> None:
+        self.url = make_url(url)
+        self.metadata = metadata
+        self.versions_dir = versions_dir
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if self.is_sqlite:
+            path = self.url.database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["pool_size"] = 20
+            kwargs["max_overflow"] = 20
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for status pages and logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    def migrate(self) -> None:
+        """Apply this slice's Alembic history up to head."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(KIT_ALEMBIC_DIR))
+        cfg.set_main_option("version_locations", str(self.versions_dir))
+        cfg.set_main_option("path_separator", "os")
+        cfg.attributes["target_metadata"] = self.metadata
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in a worker thread inside one committed unit of work."""
+
+        def work() -> T:
+            with self.session() as session:
+                return fn(session)
+
+        return await anyio.to_thread.run_sync(work)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,41 @@
+"""Start one service in the foreground: ``python -m services.<name>`` or ``refactorbot serve``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import uvicorn
+
+from services.kit.config import ConfigError, load_settings
+from services.kit.manifest import SERVICE_NAMES, ManifestError
+from services.kit.slice_base import AtomicSlice
+
+
+def load_slice(name: str) -> AtomicSlice:
+    """Import the service's ``slice`` module and build its AtomicSlice."""
+    module = importlib.import_module("master_core.slice" if name == "master_core"
+                                     else f"services.{name}.slice")
+    slice_: AtomicSlice = module.create_slice()
+    return slice_
+
+
+def serve(name: str) -> None:
+    """Run the named service with uvicorn until stopped; exit 2 on a bad configuration."""
+    if name not in SERVICE_NAMES:
+        sys.exit(f"unknown service {name!r}; one of: {', '.join(SERVICE_NAMES)}")
+    from services.kit.app import create_app
+
+    try:
+        settings = load_settings()
+        app = create_app(load_slice(name), settings)
+    except (ConfigError, ManifestError) as exc:
+        print(f"refactorbot {name}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    svc = settings.service(name)
+    assert svc.port is not None
+    uvicorn.run(
+        app, host=svc.host, port=svc.port, log_config=None, access_log=False,
+        loop="uvloop", http="httptools", timeout_graceful_shutdown=10, server_header=False,
+        backlog=2048,
+    )

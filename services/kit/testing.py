@@ -1,0 +1,57 @@
+"""Helpers for tests: settings in a temporary folder and an app served on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.kit.config import Settings, load_settings
+
+TEST_TOKEN = "test-internal-token"  # noqa: S105 - a fixed token for tests only
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings whose data and logs live under ``tmp_path``, with a known internal token."""
+    base: dict[str, Any] = {
+        "data_dir": tmp_path / "data", "log_dir": tmp_path / "logs",
+        "internal_token": TEST_TOKEN,
+    }
+    base.update(overrides)
+    return load_settings(**base)
+
+
+@contextlib.contextmanager
+def serve_app(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                            access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

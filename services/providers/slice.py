@@ -1,0 +1,60 @@
+"""The providers slice: RefactorBot's LLM gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData, func
+from sqlmodel import Session, select
+
+from openrouter_gateway import OpenRouterClient
+from services.kit.slice_base import AtomicSlice, SliceContext
+from services.providers.models import ProvidersBase, UsageRecord
+from services.providers.routes import router
+
+
+class ProvidersSlice(AtomicSlice):
+    name = "providers"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._llm: OpenRouterClient | None = None
+
+    @property
+    def llm(self) -> OpenRouterClient:
+        if self._llm is None:
+            raise RuntimeError("providers slice is not started")
+        return self._llm
+
+    def routers(self) -> list[APIRouter]:
+        return [router]
+
+    def metadata(self) -> MetaData:
+        return ProvidersBase.metadata
+
+    async def startup(self, ctx: SliceContext) -> None:
+        await super().startup(ctx)
+        s = ctx.settings
+        key = s.openrouter.api_key
+        self._llm = OpenRouterClient(
+            base_url=s.llm_base_url, api_key=key.get_secret_value() if key else None,
+            app_url=s.openrouter.app_url, app_title=s.openrouter.app_title,
+            timeout_s=s.providers.upstream_timeout_s, session=ctx.pool.session,
+        )
+
+    async def status_details(self) -> dict[str, Any]:
+        def totals(s: Session) -> dict[str, Any]:
+            calls, cost, tokens = s.exec(
+                select(func.count(), func.coalesce(func.sum(UsageRecord.cost_usd), 0.0),
+                       func.coalesce(func.sum(UsageRecord.total_tokens), 0))
+            ).one()
+            return {"calls": calls, "cost_usd": round(cost, 6), "tokens": tokens}
+
+        figures = await self.context.db.run(totals)
+        return {"llm_mode": self.context.settings.llm_mode,
+                "upstream": self.context.settings.llm_base_url, **figures}
+
+
+def create_slice() -> ProvidersSlice:
+    return ProvidersSlice()
