@@ -18,7 +18,7 @@ from sqlalchemy import MetaData
 from services.kit.client import ClientPool
 from services.kit.config import Settings
 from services.kit.database import SliceDatabase
-from services.kit.manifest import SliceManifest
+from services.kit.manifest import SliceManifest, package_dir
 from services.kit.metrics import ServiceMetrics
 
 MAX_FEEDBACK = 1_000
@@ -145,11 +145,8 @@ class AtomicSlice(ABC):  # noqa: B024 - every hook has a working default
         return MetaData()
 
     def migrations_dir(self) -> Path:
-        """Where this slice's Alembic versions live."""
-        import importlib
-
-        module = importlib.import_module(type(self).__module__)
-        return Path(module.__file__ or ".").parent / "migrations" / "versions"
+        """Where this slice's Alembic versions live: ``<package>/migrations/versions``."""
+        return package_dir(self.name) / "migrations" / "versions"
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def startup(self, ctx: SliceContext) -> None:

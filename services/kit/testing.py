@@ -26,7 +26,7 @@ def free_port() -> int:
         return port
 
 
-def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+def settings_for_tests(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings whose data and logs live under ``tmp_path``, with a known internal token."""
     base: dict[str, Any] = {
         "data_dir": tmp_path / "data", "log_dir": tmp_path / "logs",

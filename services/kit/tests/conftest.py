@@ -12,7 +12,7 @@ from services.kit.app import ContextDep, create_app
 from services.kit.client import SliceClient
 from services.kit.context import DEADLINE_HEADER, remaining_s
 from services.kit.slice_base import AtomicSlice
-from services.kit.testing import serve_app, test_settings
+from services.kit.testing import serve_app, settings_for_tests
 
 
 class Echo(BaseModel):
@@ -79,15 +79,12 @@ class DemoSlice(AtomicSlice):
     def routers(self) -> list[APIRouter]:
         return [demo_router()]
 
-    def migrations_dir(self) -> Path:
-        return Path(__file__).parents[2] / "tools" / "migrations" / "versions"
-
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[str]:
     from services.kit.testing import free_port
 
     port = free_port()
-    settings = test_settings(tmp_path, tools={"port": port})
+    settings = settings_for_tests(tmp_path, tools={"port": port})
     with serve_app(create_app(DemoSlice(), settings), port=port) as url:
         yield url

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import text
 
 from services.kit.app import open_database
-from services.kit.testing import test_settings
+from services.kit.testing import settings_for_tests
 from services.session.models import ChatSession
 from services.session.slice import create_slice
 
 
 def test_sqlite_pragmas_and_migrations(tmp_path: Path) -> None:
-    db = open_database(create_slice(), test_settings(tmp_path))
+    db = open_database(create_slice(), settings_for_tests(tmp_path))
     try:
         with db.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -30,7 +30,7 @@ def test_sqlite_pragmas_and_migrations(tmp_path: Path) -> None:
 def test_unit_of_work_rolls_back_on_error(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    db = open_database(create_slice(), test_settings(tmp_path))
+    db = open_database(create_slice(), settings_for_tests(tmp_path))
     now = datetime.now(UTC)
     try:
         with pytest.raises(RuntimeError), db.session() as s:
