@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 
 from master_core import service
+from master_core.deps import MasterDep
 from master_core.keys import Principal, new_key, store_key
 from master_core.schemas import ChatRequest, ChatResponse, FleetStatus, KeyCreate, KeyCreated
 from services.agent_core.schemas import SESSION_ID_PATTERN, TurnCreate
-from services.kit.app import DbSessionDep, get_slice
+from services.kit.app import DbSessionDep
 from services.kit.errors import (
     DeadlineExceeded,
     Forbidden,
@@ -22,17 +23,7 @@ from services.kit.errors import (
 )
 from services.session.schemas import MessagesPublic
 
-if TYPE_CHECKING:
-    from master_core.slice import MasterCoreSlice
-
 router = APIRouter(prefix="/v1", tags=["gateway"], responses=error_responses(Unauthorized))
-
-
-def get_master(slice_: Annotated[object, Depends(get_slice)]) -> MasterCoreSlice:
-    return slice_  # type: ignore[return-value]
-
-
-MasterDep = Annotated["MasterCoreSlice", Depends(get_master)]
 
 
 async def authenticate(
@@ -84,8 +75,8 @@ async def read_session_messages(
 @router.get("/fleet/status")
 async def read_fleet_status(master: MasterDep, _: PrincipalDep) -> FleetStatus:
     """Every service's /status in one answer."""
-    ctx = master.context
-    own = (await master.status()).model_dump(mode="json")
+    ctx = master.ctx
+    own = (await master.own_status()).model_dump(mode="json")
     return await service.fleet_status(pool=ctx.pool, settings=ctx.settings, own=own)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
+from master_core.deps import MasterDeps
 from master_core.keys import KeyCache, store_key
 from master_core.models import MasterBase
 from master_core.routes import router
@@ -25,9 +26,12 @@ class MasterCoreSlice(AtomicSlice):
 
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
-        self.keys = KeyCache(ctx.db)
-        self.agent = AgentCoreClient(ctx.pool, ctx.settings.agent_core.base_url)
-        self.sessions = SessionClient(ctx.pool, ctx.settings.session.base_url)
+        self.deps = MasterDeps(
+            ctx=ctx, keys=KeyCache(ctx.db),
+            agent=AgentCoreClient(ctx.pool, ctx.settings.agent_core.base_url),
+            sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
+            own_status=self.status,
+        )
         admin = ctx.settings.master_core.admin_api_key
         if admin is not None:
             raw = admin.get_secret_value()

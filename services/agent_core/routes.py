@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from services.agent_core import service
+from services.agent_core.deps import AgentDepsDep
 from services.agent_core.schemas import TurnCreate, TurnPublic, TurnRecordsPublic
-from services.kit.app import DbSessionDep, get_slice
+from services.kit.app import DbSessionDep
 from services.kit.errors import (
     DeadlineExceeded,
     NotFound,
@@ -18,25 +19,16 @@ from services.kit.errors import (
     error_responses,
 )
 
-if TYPE_CHECKING:
-    from services.agent_core.slice import AgentCoreSlice
-
 router = APIRouter(prefix="/v1/turns", tags=["agent"])
-
-
-def get_agent(slice_: Annotated[object, Depends(get_slice)]) -> AgentCoreSlice:
-    return slice_  # type: ignore[return-value]
 
 
 @router.post("", responses=error_responses(
     NotFound, PayloadTooLarge, UpstreamError, ServiceUnavailable, DeadlineExceeded))
-async def create_turn(body: TurnCreate, agent: Annotated[AgentCoreSlice, Depends(get_agent)]
-                      ) -> TurnPublic:
+async def create_turn(body: TurnCreate, deps: AgentDepsDep) -> TurnPublic:
     """Run one chat turn in a session (a new session when none is given)."""
-    ctx = agent.context
     return await service.run_turn(
-        data=body, settings=ctx.settings.agent_core, sessions=agent.sessions,
-        providers=agent.providers, db=ctx.db,
+        data=body, settings=deps.ctx.settings.agent_core, sessions=deps.sessions,
+        providers=deps.providers, db=deps.ctx.db,
     )
 
 

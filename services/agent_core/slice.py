@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
+from services.agent_core.deps import AgentDeps
 from services.agent_core.models import AgentBase, Turn
 from services.agent_core.routes import router
 from services.kit.slice_base import AtomicSlice, SliceContext
@@ -26,8 +27,10 @@ class AgentCoreSlice(AtomicSlice):
 
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
-        self.sessions = SessionClient(ctx.pool, ctx.settings.session.base_url)
-        self.providers = ProvidersClient(ctx.pool, ctx.settings.providers.base_url)
+        self.deps = AgentDeps(
+            ctx=ctx, sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
+            providers=ProvidersClient(ctx.pool, ctx.settings.providers.base_url),
+        )
 
     async def status_details(self) -> dict[str, Any]:
         def counts(s: Session) -> dict[str, Any]:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
-from services.kit.app import DbSessionDep, get_slice
+from services.kit.app import DbSessionDep
 from services.kit.context import CALLER_HEADER
 from services.kit.errors import BadRequest, ServiceUnavailable, UpstreamError, error_responses
 from services.providers import service
+from services.providers.deps import ProvidersDep
 from services.providers.schemas import (
     API_KEY_ID_HEADER,
     SESSION_HEADER,
@@ -21,25 +22,21 @@ from services.providers.schemas import (
 router = APIRouter(prefix="/v1", tags=["providers"])
 
 
-def get_providers_slice(slice_: Annotated[Any, Depends(get_slice)]) -> Any:
-    return slice_
-
-
 @router.post(
     "/chat/completions",
     responses=error_responses(BadRequest, UpstreamError, ServiceUnavailable),
 )
 async def create_chat_completion(
     body: ChatCompletionRequest,
-    slice_: Annotated[Any, Depends(get_providers_slice)],
+    deps: ProvidersDep,
     caller: Annotated[str | None, Header(alias=CALLER_HEADER, max_length=64)] = None,
     session_id: Annotated[str | None, Header(alias=SESSION_HEADER, max_length=64)] = None,
     api_key_id: Annotated[str | None, Header(alias=API_KEY_ID_HEADER, max_length=64)] = None,
 ) -> JSONResponse:
     """OpenAI-compatible chat completion through OpenRouter (or the simulator)."""
-    ctx = slice_.context
+    ctx = deps.ctx
     result = await service.complete(
-        client=slice_.llm, db=ctx.db, request=body, caller=caller, session_id=session_id,
+        client=deps.llm, db=ctx.db, request=body, caller=caller, session_id=session_id,
         api_key_id=api_key_id, max_tokens_cap=ctx.settings.providers.max_tokens_cap,
     )
     return JSONResponse(result, headers={"X-Model": str(result.get("model", ""))})

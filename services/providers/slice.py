@@ -10,22 +10,13 @@ from sqlmodel import Session, select
 
 from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import AtomicSlice, SliceContext
+from services.providers.deps import ProvidersDeps
 from services.providers.models import ProvidersBase, UsageRecord
 from services.providers.routes import router
 
 
 class ProvidersSlice(AtomicSlice):
     name = "providers"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._llm: OpenRouterClient | None = None
-
-    @property
-    def llm(self) -> OpenRouterClient:
-        if self._llm is None:
-            raise RuntimeError("providers slice is not started")
-        return self._llm
 
     def routers(self) -> list[APIRouter]:
         return [router]
@@ -37,11 +28,12 @@ class ProvidersSlice(AtomicSlice):
         await super().startup(ctx)
         s = ctx.settings
         key = s.openrouter.api_key
-        self._llm = OpenRouterClient(
+        llm = OpenRouterClient(
             base_url=s.llm_base_url, api_key=key.get_secret_value() if key else None,
             app_url=s.openrouter.app_url, app_title=s.openrouter.app_title,
             timeout_s=s.providers.upstream_timeout_s, session=ctx.pool.session,
         )
+        self.deps = ProvidersDeps(ctx=ctx, llm=llm)
 
     async def status_details(self) -> dict[str, Any]:
         def totals(s: Session) -> dict[str, Any]:

@@ -1,0 +1,3 @@
+from refactorbot.cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""``refactorbot``: run the fleet or one service, and talk to a running fleet."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from services.kit.config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"refactorbot: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+def _api_key(settings: Settings, given: str | None) -> str:
+    if given:
+        return given
+    if env := os.environ.get("REFACTORBOT_API_KEY"):
+        return env
+    if settings.master_core.admin_api_key:
+        return settings.master_core.admin_api_key.get_secret_value()
+    path = settings.data_dir / "admin_api_key"
+    if path.exists():
+        return path.read_text().strip()
+    sys.exit("no API key: pass --api-key, set REFACTORBOT_API_KEY, or start the fleet once "
+             "with `make run` to create data/admin_api_key")
+
+
+def call_master(settings: Settings, method: str, path: str, key: str,
+                body: dict[str, Any] | None = None, timeout: float = 180) -> Any:
+    """One request to master_core; exits with a clear message on any failure."""
+    url = settings.master_core.base_url + path
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our own URL
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        print(f"error {exc.code}: {message}", file=sys.stderr)
+        sys.exit(1)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"cannot reach master_core at {settings.master_core.base_url} ({exc}); "
+              "is the fleet running? start it with `make run`", file=sys.stderr)
+        sys.exit(1)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    from refactorbot.fleet import FleetError, run_fleet
+
+    settings = _settings()
+    try:
+        asyncio.run(run_fleet(settings))
+    except FleetError as exc:
+        print(f"refactorbot: the fleet did not start: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    if args.name == "simulator":
+        from openrouter_gateway.simulator import main
+
+        main()
+        return
+    from services.kit.serve import serve
+
+    serve(args.name)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    settings = _settings()
+    fleet = call_master(settings, "GET", "/v1/fleet/status", _api_key(settings, args.api_key),
+                        timeout=15)
+    rows = [("service", "ok", "version", "uptime", "url")]
+    for name, health in fleet["services"].items():
+        st = health.get("status") or {}
+        uptime = f"{st['uptime_s']:.0f}s" if "uptime_s" in st else "-"
+        rows.append((name, "yes" if health["ok"] else f"NO ({health.get('error')})",
+                     st.get("version", "-"), uptime, health["url"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    if not fleet["ok"]:
+        sys.exit(1)
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    settings = _settings()
+    body: dict[str, Any] = {"message": args.message}
+    if args.session:
+        body["session_id"] = args.session
+    turn = call_master(settings, "POST", "/v1/chat", _api_key(settings, args.api_key), body)
+    print(turn["reply"])
+    usage = turn["usage"]
+    print(f"\n[session {turn['session_id']} · {turn['model']} · "
+          f"{usage['total_tokens']} tokens · ${usage['cost_usd']:.6f}] "
+          f"continue with --session {turn['session_id']}", file=sys.stderr)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> None:
+    from master_core.keys import create_api_key_cli
+
+    key = create_api_key_cli(_settings(), name=args.name, admin=args.admin)
+    print(key)
+    print("Keep it safe: only its hash is stored, it cannot be shown again.", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from services.kit.manifest import SERVICE_NAMES
+
+    parser = argparse.ArgumentParser(prog="refactorbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the whole fleet (Ctrl-C stops it)").set_defaults(fn=cmd_up)
+    serve = sub.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("name", choices=[*SERVICE_NAMES, "simulator"])
+    serve.set_defaults(fn=cmd_serve)
+    status = sub.add_parser("status", help="status of every service of a running fleet")
+    status.add_argument("--api-key")
+    status.set_defaults(fn=cmd_status)
+    chat = sub.add_parser("chat", help="one chat turn through the running fleet")
+    chat.add_argument("message")
+    chat.add_argument("--session", help="continue this session")
+    chat.add_argument("--api-key")
+    chat.set_defaults(fn=cmd_chat)
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_cmd", required=True)
+    create = keys.add_parser("create", help="make a new API key, printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--admin", action="store_true")
+    create.set_defaults(fn=cmd_keys_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.fn(args)

@@ -1,0 +1,25 @@
+"""What the providers routes need, built at start-up (kept apart from slice.py: no cycle)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from openrouter_gateway import OpenRouterClient
+from services.kit.slice_base import SliceContext
+
+
+@dataclass
+class ProvidersDeps:
+    ctx: SliceContext
+    llm: OpenRouterClient
+
+
+def get_providers_deps(request: Request) -> ProvidersDeps:
+    deps: ProvidersDeps = request.app.state.slice.deps
+    return deps
+
+
+ProvidersDep = Annotated[ProvidersDeps, Depends(get_providers_deps)]
