@@ -38,13 +38,18 @@ def _api_key(settings: Settings, given: str | None) -> str:
              "with `make run` to create data/admin_api_key")
 
 
+class CliError(Exception):
+    """A failed request to the fleet: printed to stderr, exit 1."""
+
+
 def call_master(settings: Settings, method: str, path: str, key: str,
                 body: dict[str, Any] | None = None, timeout: float = 180) -> Any:
-    """One request to master_core; exits with a clear message on any failure."""
-    url = settings.master_core.base_url + path
+    """One JSON request to master_core; CliError with a clear message on any failure."""
+    base = settings.master_core.base_url
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310
-        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    req = urllib.request.Request(base + path, data=data, method=method, headers={  # noqa: S310
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json",
+        "Accept": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our own URL
             return json.loads(resp.read())
@@ -53,12 +58,19 @@ def call_master(settings: Settings, method: str, path: str, key: str,
             message = json.loads(exc.read())["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = exc.reason
-        print(f"error {exc.code}: {message}", file=sys.stderr)
-        sys.exit(1)
+        raise CliError(f"error {exc.code}: {message}") from exc
+    except TimeoutError as exc:
+        raise CliError(f"master_core at {base} did not answer within {timeout:g}s") from exc
     except (urllib.error.URLError, OSError) as exc:
-        print(f"cannot reach master_core at {settings.master_core.base_url} ({exc}); "
-              "is the fleet running? start it with `make run`", file=sys.stderr)
-        sys.exit(1)
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach master_core at {base} ({reason}); is the fleet running? "
+                       "start it with `make run`") from exc
+    except ValueError as exc:
+        raise CliError(f"master_core at {base} sent a response that is not JSON") from exc
+
+
+def _dim(text: str) -> str:
+    return f"\033[2m{text}\033[0m" if sys.stderr.isatty() else text
 
 
 def cmd_up(args: argparse.Namespace) -> None:
@@ -70,6 +82,8 @@ def cmd_up(args: argparse.Namespace) -> None:
     except FleetError as exc:
         print(f"refactorbot: the fleet did not start: {exc}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C before the runner's own handlers were installed
+        print("stopped")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -83,6 +97,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(args.name)
 
 
+def _uptime(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     settings = _settings()
     fleet = call_master(settings, "GET", "/v1/fleet/status", _api_key(settings, args.api_key),
@@ -90,12 +114,12 @@ def cmd_status(args: argparse.Namespace) -> None:
     rows = [("service", "ok", "version", "uptime", "url")]
     for name, health in fleet["services"].items():
         st = health.get("status") or {}
-        uptime = f"{st['uptime_s']:.0f}s" if "uptime_s" in st else "-"
         rows.append((name, "yes" if health["ok"] else f"NO ({health.get('error')})",
-                     st.get("version", "-"), uptime, health["url"]))
+                     str(st.get("version") or "-"), _uptime(st.get("uptime_s")),
+                     str(health.get("url", "-"))))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     if not fleet["ok"]:
         sys.exit(1)
 
@@ -108,9 +132,9 @@ def cmd_chat(args: argparse.Namespace) -> None:
     turn = call_master(settings, "POST", "/v1/chat", _api_key(settings, args.api_key), body)
     print(turn["reply"])
     usage = turn["usage"]
-    print(f"\n[session {turn['session_id']} · {turn['model']} · "
-          f"{usage['total_tokens']} tokens · ${usage['cost_usd']:.6f}] "
-          f"continue with --session {turn['session_id']}", file=sys.stderr)
+    print(_dim(f"session {turn['session_id']} · {turn['model']} · "
+               f"{usage.get('total_tokens', '?')} tokens · ${usage.get('cost_usd', 0):.6f} · "
+               f"continue with --session {turn['session_id']}"), file=sys.stderr)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
@@ -148,4 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.fn(args)
+    try:
+        args.fn(args)
+    except CliError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)

@@ -1,8 +1,8 @@
 """The fleet runner: starts every service as a local process, waits until each is ready,
 restarts any that dies (with backoff), and stops them all cleanly.
 
-Small on purpose: asyncio subprocesses, one watcher task per service, process groups so a
-stop leaves no orphans.
+Small on purpose: asyncio subprocesses, one watcher task per service, one process group per
+child so a stop leaves no orphans.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -26,7 +27,10 @@ from services.kit.config import Settings
 from services.kit.manifest import SERVICE_NAMES
 
 STABLE_AFTER_S = 30.0  # a process up this long gets its restart backoff reset
+POLL_S = 0.15  # readiness poll interval
 ADMIN_KEY_FILE = "admin_api_key"
+STATE_FILE = "fleet.json"
+LOG_MARK = "--- fleet: started"  # written to a child's log before each (re)start
 
 
 class FleetError(RuntimeError):
@@ -35,10 +39,21 @@ class FleetError(RuntimeError):
 
 @dataclass
 class ProcessSpec:
+    """One supervised process: what to run, where it answers 200 when ready, its log file."""
+
     name: str
     argv: list[str]
     ready_url: str
     log_name: str
+
+    @property
+    def base_url(self) -> str:
+        parts = urlsplit(self.ready_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def port(self) -> int | None:
+        return urlsplit(self.ready_url).port
 
 
 @dataclass
@@ -79,7 +94,7 @@ def load_or_create_admin_key(data_dir: Path) -> str:
 
 
 def fleet_env(settings: Settings) -> tuple[dict[str, str], str]:
-    """Environment for every child (secrets, absolute folders) and the admin key."""
+    """Make the data and log folders; return the children's extra environment and admin key."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     token = (settings.internal_token.get_secret_value() if settings.internal_token
@@ -89,43 +104,70 @@ def fleet_env(settings: Settings) -> tuple[dict[str, str], str]:
     env = {
         "REFACTORBOT_INTERNAL_TOKEN": token,
         "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY": admin,
-        "REFACTORBOT_DATA_DIR": str(settings.data_dir),
-        "REFACTORBOT_LOG_DIR": str(settings.log_dir),
+        "REFACTORBOT_DATA_DIR": str(settings.data_dir.resolve()),
+        "REFACTORBOT_LOG_DIR": str(settings.log_dir.resolve()),
         "PYTHONUNBUFFERED": "1",
     }
     return env, admin
 
 
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _killpg(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
 class Fleet:
+    """Supervises ``specs`` (default: the whole fleet from ``settings``)."""
+
     def __init__(self, settings: Settings, specs: list[ProcessSpec] | None = None, *,
-                 env: dict[str, str] | None = None, out: Callable[[str], None] = print) -> None:
+                 out: Callable[[str], None] = print) -> None:
         self.settings = settings
         self.specs = specs if specs is not None else default_specs(settings)
-        self.env = {**os.environ, **(env or {})}
+        extra_env, self.admin_key = fleet_env(settings)
+        self.env = {**os.environ, **extra_env}
         self.out = out
         self.children = {s.name: _Child(s, backoff=settings.fleet.restart_backoff_s)
                          for s in self.specs}
-        self._stopping = False
-        settings.log_dir.mkdir(parents=True, exist_ok=True)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.started_at = _now()
 
     # --- logging and state ---------------------------------------------------------------------
     def log(self, message: str) -> None:
-        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {message}"
+        """Print a timestamped line and append it to ``log_dir/fleet.log``."""
+        line = f"{_now()} {message}"
         self.out(line)
         with (self.settings.log_dir / "fleet.log").open("a") as f:
             f.write(line + "\n")
 
     @property
     def state_file(self) -> Path:
-        return self.settings.data_dir / "fleet.json"
+        return self.settings.data_dir / STATE_FILE
+
+    def pid(self, name: str) -> int | None:
+        proc = self.children[name].proc
+        return proc.pid if proc else None
+
+    def restarts(self, name: str) -> int:
+        return self.children[name].restarts
+
+    def log_path(self, name: str) -> Path:
+        return self.settings.log_dir / self.children[name].spec.log_name
 
     def _write_state(self) -> None:
         state = {
             "pid": os.getpid(),
+            "started_at": self.started_at,
             "services": {
-                name: {"pid": c.proc.pid if c.proc else None, "ready_url": c.spec.ready_url,
-                       "restarts": c.restarts, "started_at": c.started_at}
+                name: {
+                    "pid": self.pid(name), "port": c.spec.port, "url": c.spec.base_url,
+                    "ready_url": c.spec.ready_url, "log": str(self.log_path(name)),
+                    "restarts": c.restarts,
+                    "started_at": datetime.fromtimestamp(c.started_at).astimezone()
+                    .isoformat(timespec="seconds"),
+                }
                 for name, c in self.children.items()
             },
         }
@@ -133,127 +175,143 @@ class Fleet:
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(self.state_file)
 
-    def log_path(self, name: str) -> Path:
-        return self.settings.log_dir / self.children[name].spec.log_name
-
     def _log_tail(self, name: str, lines: int = 20) -> str:
         try:
-            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_path(name).read_text(errors="replace")
         except OSError:
-            return "(no log)"
+            return "  (no log)"
+        run = text.rsplit(LOG_MARK, 1)[-1].splitlines()[1:]  # this run's lines only
+        return "\n".join("  " + line for line in run[-lines:]) or "  (nothing logged)"
+
+    def _failure(self, name: str, what: str) -> FleetError:
+        return FleetError(f"{name} {what}; see {self.log_path(name)}, which ends with:\n"
+                          f"{self._log_tail(name)}")
 
     # --- processes -----------------------------------------------------------------------------
     async def _spawn(self, child: _Child) -> None:
         with self.log_path(child.spec.name).open("ab") as log:
+            log.write(f"{LOG_MARK} {_now()} {' '.join(child.spec.argv)}\n".encode())
+            log.flush()
             child.proc = await asyncio.create_subprocess_exec(
                 *child.spec.argv, stdout=log, stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL, env=self.env, start_new_session=True,
             )
         child.started_at = time.time()
 
-    async def _wait_ready(self, child: _Child, session: aiohttp.ClientSession,
-                          deadline: float) -> None:
-        name = child.spec.name
-        while True:
-            assert child.proc is not None
-            if child.proc.returncode is not None:
-                raise FleetError(f"{name} exited with code {child.proc.returncode} during "
-                                 f"start-up; its log ({self.log_path(name)}) ends with:\n"
-                                 f"{self._log_tail(name)}")
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                async with session.get(child.spec.ready_url,
-                                       timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                    if resp.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise FleetError(f"{name} was not ready at {child.spec.ready_url} after "
-                                 f"{self.settings.fleet.ready_timeout_s:.0f}s; its log "
-                                 f"({self.log_path(name)}) ends with:\n{self._log_tail(name)}")
-            await asyncio.sleep(0.15)
+    @staticmethod
+    async def _probe(session: aiohttp.ClientSession, url: str) -> bool:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                return resp.status == 200
+        return False
 
     async def start(self) -> None:
         """Start every process and wait until all are ready; on failure stop them all."""
-        for child in self.children.values():
-            await self._spawn(child)
-        self._write_state()
-        deadline = time.monotonic() + self.settings.fleet.ready_timeout_s
         try:
-            async with aiohttp.ClientSession() as session:
-                await asyncio.gather(*(self._wait_ready(c, session, deadline)
-                                       for c in self.children.values()))
+            for child in self.children.values():
+                await self._spawn(child)
+            self._write_state()
+            await self._wait_all_ready()
         except BaseException:
             await self.stop()
             raise
         for child in self.children.values():
             child.watcher = asyncio.create_task(self._watch(child))
 
+    async def _wait_all_ready(self) -> None:
+        deadline = time.monotonic() + self.settings.fleet.ready_timeout_s
+        pending = list(self.children.values())
+        async with aiohttp.ClientSession() as session:
+            while True:
+                for child in pending:
+                    assert child.proc is not None
+                    if child.proc.returncode is not None:
+                        raise self._failure(child.spec.name, f"exited with code "
+                                            f"{child.proc.returncode} during start-up")
+                ready = await asyncio.gather(*(self._probe(session, c.spec.ready_url)
+                                               for c in pending))
+                pending = [c for c, ok in zip(pending, ready, strict=True) if not ok]
+                if not pending:
+                    return
+                if time.monotonic() > deadline:
+                    others = [c.spec.name for c in pending[1:]]
+                    also = f" (also not ready: {', '.join(others)})" if others else ""
+                    raise self._failure(
+                        pending[0].spec.name,
+                        f"was not ready at {pending[0].spec.ready_url} after "
+                        f"{self.settings.fleet.ready_timeout_s:g}s{also}")
+                await asyncio.sleep(POLL_S)
+
     async def _watch(self, child: _Child) -> None:
         """Restart the process whenever it exits, with doubling backoff."""
         fleet = self.settings.fleet
+        name = child.spec.name
         while True:
             assert child.proc is not None
             code = await child.proc.wait()
-            if self._stopping:
-                return
-            if time.time() - child.started_at > STABLE_AFTER_S:
+            _killpg(child.proc.pid, signal.SIGKILL)  # whatever it left behind in its group
+            if time.time() - child.started_at >= STABLE_AFTER_S:
                 child.backoff = fleet.restart_backoff_s
-            self.log(f"{child.spec.name} exited with code {code}; restarting in "
-                     f"{child.backoff:.1f}s (restart {child.restarts + 1}); "
-                     f"log: {self.log_path(child.spec.name)}")
-            await asyncio.sleep(child.backoff)
-            if self._stopping:
-                return
-            child.backoff = min(child.backoff * 2, fleet.restart_backoff_max_s)
-            child.restarts += 1
-            await self._spawn(child)
+            self.log(f"{name} exited with code {code}; restarting in {child.backoff:g}s "
+                     f"(restart {child.restarts + 1}); log: {self.log_path(name)}")
+            while True:
+                await asyncio.sleep(child.backoff)
+                child.backoff = min(child.backoff * 2, fleet.restart_backoff_max_s)
+                child.restarts += 1
+                try:
+                    await self._spawn(child)
+                    break
+                except OSError as exc:
+                    self.log(f"{name} could not be started: {exc}; retrying in "
+                             f"{child.backoff:g}s")
             self._write_state()
-            self.log(f"{child.spec.name} restarted (pid {child.proc.pid})")
+            self.log(f"{name} restarted (pid {child.proc.pid}, restarts {child.restarts})")
 
     async def stop(self) -> None:
         """SIGTERM every process group in reverse start order, SIGKILL what is left."""
-        self._stopping = True
-        for child in self.children.values():
-            if child.watcher is not None:
-                child.watcher.cancel()
-        running = [c for c in reversed(list(self.children.values()))
-                   if c.proc is not None and c.proc.returncode is None]
-        for child in running:
+        watchers = [c.watcher for c in self.children.values() if c.watcher is not None]
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        started = [c for c in reversed(list(self.children.values())) if c.proc is not None]
+        for child in started:
             assert child.proc is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.proc.pid, signal.SIGTERM)
+            if child.proc.returncode is None:
+                _killpg(child.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.fleet.stop_timeout_s
 
         async def reap(child: _Child) -> None:
             assert child.proc is not None
             try:
-                await asyncio.wait_for(child.proc.wait(), self.settings.fleet.stop_timeout_s)
+                await asyncio.wait_for(child.proc.wait(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                self.log(f"{child.spec.name} did not stop in time; killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                await child.proc.wait()
+                self.log(f"{child.spec.name} did not stop within "
+                         f"{self.settings.fleet.stop_timeout_s:g}s; killing it")
+            _killpg(child.proc.pid, signal.SIGKILL)  # the leader, or anything it left behind
+            await child.proc.wait()
 
-        await asyncio.gather(*(reap(c) for c in running))
+        await asyncio.gather(*(reap(c) for c in started))
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
 
 
-def banner(settings: Settings, fleet: Fleet, admin_key: str) -> str:
-    width = max(len(n) for n in fleet.children) + 2
+def banner(settings: Settings, fleet: Fleet) -> str:
+    """What a user needs once the fleet is up: URLs, folders, LLM mode, the admin key."""
+    width = max(len(n) for n in [*fleet.children, "admin key"]) + 2
     lines = ["", "RefactorBot fleet is ready"]
-    for name, child in fleet.children.items():
-        url = child.spec.ready_url.rsplit("/", 1)[0]
-        lines.append(f"  {name.ljust(width)} {url}")
-    key_hint = (str(settings.data_dir / ADMIN_KEY_FILE) if settings.master_core.admin_api_key
-                is None else "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY")
+    lines += [f"  {name.ljust(width)} {c.spec.base_url}" for name, c in fleet.children.items()]
+    key_where = (str(settings.data_dir / ADMIN_KEY_FILE) if settings.master_core.admin_api_key
+                 is None else "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY (from your config)")
     master = settings.master_core.base_url
     lines += [
+        "",
         f"  {'data'.ljust(width)} {settings.data_dir}",
         f"  {'logs'.ljust(width)} {settings.log_dir}",
         f"  {'LLM mode'.ljust(width)} {settings.llm_mode}",
-        f"  {'admin key'.ljust(width)} {key_hint}",
+        f"  {'admin key'.ljust(width)} {key_where}",
         "",
         "Try a chat turn:",
-        f"  curl -s {master}/v1/chat -H \"Authorization: Bearer {admin_key}\" "
+        f"  curl -s {master}/v1/chat -H \"Authorization: Bearer {fleet.admin_key}\" "
         "-H \"Content-Type: application/json\" -d '{\"message\": \"Hello!\"}'",
         "",
         "Ctrl-C stops the fleet.",
@@ -261,29 +319,62 @@ def banner(settings: Settings, fleet: Fleet, admin_key: str) -> str:
     return "\n".join(lines)
 
 
-async def run_fleet(settings: Settings, *, out: Callable[[str], None] = print) -> None:
-    """Start the fleet, print the banner, run until SIGINT/SIGTERM, then stop it."""
-    env, admin_key = fleet_env(settings)
-    fleet = Fleet(settings, env=env, out=out)
+def _running_runner(state_file: Path) -> int | None:
+    """The pid of another live runner that owns ``state_file``, if any."""
+    try:
+        pid = int(json.loads(state_file.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+async def run_fleet(settings: Settings, *, on_ready: Callable[[Fleet], object] | None = None,
+                    specs: list[ProcessSpec] | None = None,
+                    out: Callable[[str], None] = print) -> None:
+    """Start the fleet, print the banner, run until SIGINT/SIGTERM, then stop it.
+
+    Raises FleetError (with everything already stopped) when a service does not start.
+    """
+    other = _running_runner(settings.data_dir / STATE_FILE)
+    if other is not None:
+        raise FleetError(f"a fleet is already running (runner pid {other}, "
+                         f"{settings.data_dir / STATE_FILE}); stop it first")
+    fleet = Fleet(settings, specs, out=out)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    out(f"starting {len(fleet.children)} processes; logs in {settings.log_dir}")
-    starting = asyncio.create_task(fleet.start())
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    if stopped.done():
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, FleetError):
-            await starting
+    try:
+        out(f"starting {len(fleet.children)} processes (LLM: {settings.llm_mode}); "
+            f"logs in {settings.log_dir}")
+        starting = asyncio.create_task(fleet.start())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not stopped.done():
+            stopped.cancel()
+            starting.result()  # raises FleetError if start failed (everything already stopped)
+            out(banner(settings, fleet))
+            if on_ready is not None:
+                result = on_ready(fleet)
+                if asyncio.iscoroutine(result):
+                    await result
+            await stop.wait()
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, FleetError):
+                await starting
+        out("stopping the fleet ...")
+    finally:
         await fleet.stop()
-        out("stopped")
-        return
-    stopped.cancel()
-    starting.result()  # raises FleetError if start failed (everything already stopped)
-    out(banner(settings, fleet, admin_key))
-    await stop.wait()
-    out("stopping the fleet ...")
-    await fleet.stop()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
     out("stopped")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -24,6 +26,7 @@ from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
 from services.session.schemas import MessageCreate, MessagePublic, SessionCreate
 
+log = structlog.get_logger("agent_core")
 _OPENAI_FIELDS = ("name", "tool_call_id", "tool_calls")
 
 
@@ -84,13 +87,10 @@ async def run_turn(
             session_id=session_id, api_key_id=data.api_key_id,
         )
         reply = reply_text(completion)
-        await sessions.append(session_id, [
-            MessageCreate(role="user", content=data.message),
-            MessageCreate(role="assistant", content=reply),
-        ])
     except SliceError as exc:
+        code, message = exc.code, exc.message
         await db.run(lambda s: _record(s, turn_id, session_id, len(history), started,
-                                       outcome=exc.code, error=exc.message))
+                                       outcome=code, error=message))
         raise
     usage = completion.get("usage") or {}
     turn_usage = TurnUsage(
@@ -100,9 +100,27 @@ async def run_turn(
         cost_usd=float(usage.get("cost") or 0.0),
     )
     model = str(completion.get("model") or settings.model)
-    latency = await db.run(lambda s: _record(
-        s, turn_id, session_id, len(history), started, outcome="ok", model=model, usage=turn_usage
-    ))
+    # The exchange goes to the session and the turn to our own table at the same time:
+    # two databases, two fsyncs, no reason to wait for one before starting the other.
+    stored, latency = await asyncio.gather(
+        sessions.append(session_id, [
+            MessageCreate(role="user", content=data.message),
+            MessageCreate(role="assistant", content=reply),
+        ]),
+        db.run(lambda s: _record(s, turn_id, session_id, len(history), started,
+                                 outcome="ok", model=model, usage=turn_usage)),
+        return_exceptions=True,
+    )
+    if isinstance(stored, BaseException):
+        # The reply was paid for but not stored: say so in our record, then fail the turn.
+        error = stored.message if isinstance(stored, SliceError) else repr(stored)
+        await db.run(lambda s: _mark_failed(s, turn_id, "store_failed", error))
+        raise stored
+    if isinstance(latency, BaseException):
+        # The exchange is stored, so the turn succeeded; failing it now would invite a retry
+        # and a duplicate. Our own record is what is missing: log it loudly.
+        log.error("turn_record_failed", turn_id=turn_id, error=repr(latency))
+        latency = round((time.perf_counter() - started) * 1000, 3)
     return TurnPublic(turn_id=turn_id, session_id=session_id, reply=reply, model=model,
                       usage=turn_usage, latency_ms=latency)
 
@@ -120,6 +138,12 @@ def _record(session: Session, turn_id: str, session_id: str, history: int, start
         cost_usd=usage.cost_usd if usage else 0.0,
     ))
     return latency
+
+
+def _mark_failed(session: Session, turn_id: str, outcome: str, error: str) -> None:
+    turn = session.get(Turn, turn_id)
+    if turn is not None:
+        turn.outcome, turn.error = outcome, error[:500]
 
 
 def list_turns(*, session: Session, session_id: str | None, limit: int, offset: int
