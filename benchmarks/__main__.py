@@ -12,8 +12,11 @@ from benchmarks import bench_chat, bench_hop
 def main() -> None:
     import os
 
-    print(f"RefactorBot benchmarks · {platform.python_version()} · {os.cpu_count()} cores · "
-          f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    print(
+        f"RefactorBot benchmarks · {platform.python_version()} · {os.cpu_count()} cores · "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        flush=True,
+    )
     for bench in (bench_hop, bench_chat):
         print(f"\nrunning {bench.__name__} ...", file=sys.stderr, flush=True)
         print(bench.run(), flush=True)

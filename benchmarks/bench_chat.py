@@ -20,42 +20,60 @@ async def _bench(url: str) -> list[list[str]]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     rows = []
     async with aiohttp.ClientSession(headers=headers) as http:
+
         async def new_session() -> str:
             async with http.post(f"{url}/v1/chat", json={"message": "start"}) as resp:
                 sid: str = (await resp.json())["session_id"]
                 return sid
 
         for conc in (1, 8):
-            sessions = [await new_session() for _ in range(conc)]
-            queue = list(sessions)
+            queue = [await new_session() for _ in range(conc)]
 
-            async def turn() -> object:
+            async def turn(queue: list[str] = queue) -> object:
                 sid = queue.pop(0)  # round-robin: each in-flight turn has its own session
                 queue.append(sid)
-                async with http.post(f"{url}/v1/chat",
-                                     json={"session_id": sid, "message": "How are you?"}) as r:
+                async with http.post(
+                    f"{url}/v1/chat", json={"session_id": sid, "message": "How are you?"}
+                ) as r:
                     if r.status != 200:
                         raise RuntimeError(await r.text())
                     return await r.read()
 
-            results = [await load("chat", turn, concurrency=conc, total=TOTALS[conc], warmup=10)
-                       for _ in range(ROUNDS)]
+            results = [
+                await load("chat", turn, concurrency=conc, total=TOTALS[conc], warmup=10)
+                for _ in range(ROUNDS)
+            ]
             r = median_result(results)
-            rows.append([str(conc), str(r.requests), f"{r.rps:,.1f}", fmt_ms(r.pct(0.5)),
-                         fmt_ms(r.pct(0.99)), str(r.errors)])
+            rows.append(
+                [
+                    str(conc),
+                    str(r.requests),
+                    f"{r.rps:,.1f}",
+                    fmt_ms(r.pct(0.5)),
+                    fmt_ms(r.pct(0.99)),
+                    str(r.errors),
+                ]
+            )
     return rows
 
 
 def run() -> str:
-    with tempfile.TemporaryDirectory(prefix="rb-bench-chat-") as tmp, fleet_process(
-        Path(tmp), extra_env={"REFACTORBOT_LOG_LEVEL": "WARNING",
-                              "REFACTORBOT_AGENT_CORE__MAX_HISTORY_MESSAGES": "20"}
-    ) as fleet:
+    with (
+        tempfile.TemporaryDirectory(prefix="rb-bench-chat-") as tmp,
+        fleet_process(
+            Path(tmp),
+            extra_env={
+                "REFACTORBOT_LOG_LEVEL": "WARNING",
+                "REFACTORBOT_AGENT_CORE__MAX_HISTORY_MESSAGES": "20",
+            },
+        ) as fleet,
+    ):
         rows = asyncio.run(_bench(fleet.url("master_core")))
     return table(
         f"(2) Chat turn via master_core -> agent_core -> session/providers -> simulator "
         f"(10 processes, 2 cores), median of {ROUNDS} rounds",
-        ["sessions", "turns", "turns/s", "p50 ms", "p99 ms", "errors"], rows,
+        ["sessions", "turns", "turns/s", "p50 ms", "p99 ms", "errors"],
+        rows,
     )
 
 

@@ -53,17 +53,30 @@ async def _bench(base: str, path: str) -> list[list[str]]:
         for conc in (1, 8):
             rounds: dict[str, list] = {"kit client": [], "raw aiohttp": [], "httpx default": []}
             for _ in range(ROUNDS):  # interleaved, so drift hits every client alike
-                rounds["kit client"].append(await load("kit", kit_call, concurrency=conc,
-                                                       total=TOTALS[conc]))
-                rounds["raw aiohttp"].append(await load("raw", raw_call, concurrency=conc,
-                                                        total=TOTALS[conc]))
-                rounds["httpx default"].append(await load("httpx", httpx_call, concurrency=conc,
-                                                          total=TOTALS[conc] // 2))
+                rounds["kit client"].append(
+                    await load("kit", kit_call, concurrency=conc, total=TOTALS[conc])
+                )
+                rounds["raw aiohttp"].append(
+                    await load("raw", raw_call, concurrency=conc, total=TOTALS[conc])
+                )
+                rounds["httpx default"].append(
+                    await load("httpx", httpx_call, concurrency=conc, total=TOTALS[conc] // 2)
+                )
             raw_rps = median_result(rounds["raw aiohttp"]).rps
             for name, results in rounds.items():
                 r = median_result(results)
-                rows.append([path, str(conc), name, f"{r.rps:,.0f}", fmt_ms(r.pct(0.5)),
-                             fmt_ms(r.pct(0.99)), fmt_ratio(r.rps, raw_rps), str(r.errors)])
+                rows.append(
+                    [
+                        path,
+                        str(conc),
+                        name,
+                        f"{r.rps:,.0f}",
+                        fmt_ms(r.pct(0.5)),
+                        fmt_ms(r.pct(0.99)),
+                        fmt_ratio(r.rps, raw_rps),
+                        str(r.errors),
+                    ]
+                )
     finally:
         await pool.close()
         await raw.close()
@@ -74,19 +87,26 @@ async def _bench(base: str, path: str) -> list[list[str]]:
 def run() -> str:
     tmp = Path(tempfile.mkdtemp(prefix="rb-bench-hop-"))
     port = free_port()
-    env = {"REFACTORBOT_DATA_DIR": str(tmp / "data"), "REFACTORBOT_LOG_DIR": str(tmp),
-           "REFACTORBOT_INTERNAL_TOKEN": TEST_TOKEN, "REFACTORBOT_SESSION__PORT": str(port),
-           "REFACTORBOT_LOG_LEVEL": "WARNING"}
+    env = {
+        "REFACTORBOT_DATA_DIR": str(tmp / "data"),
+        "REFACTORBOT_LOG_DIR": str(tmp),
+        "REFACTORBOT_INTERNAL_TOKEN": TEST_TOKEN,
+        "REFACTORBOT_SESSION__PORT": str(port),
+        "REFACTORBOT_LOG_LEVEL": "WARNING",
+    }
     base = f"http://127.0.0.1:{port}"
     with service_process("session", env, tmp / "session.log"):
         wait_http(base + "/health")
         import json
         import urllib.request
 
-        req = urllib.request.Request(  # noqa: S310 - loopback only
-            base + "/v1/sessions", data=b"{}", method="POST",
-            headers={"X-Internal-Token": TEST_TOKEN, "Content-Type": "application/json"})
-        with urllib.request.urlopen(req) as resp:  # noqa: S310
+        req = urllib.request.Request(
+            base + "/v1/sessions",
+            data=b"{}",
+            method="POST",
+            headers={"X-Internal-Token": TEST_TOKEN, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req) as resp:
             sid = json.loads(resp.read())["id"]
         rows = asyncio.run(_bench(base, "/health"))
         rows += asyncio.run(_bench(base, f"/v1/sessions/{sid}"))
@@ -95,7 +115,8 @@ def run() -> str:
             row[0] = "/v1/sessions/{id}"
     return table(
         f"(1) One hop to the session slice (separate process), median of {ROUNDS} rounds",
-        ["endpoint", "conns", "client", "req/s", "p50 ms", "p99 ms", "vs raw", "errors"], rows,
+        ["endpoint", "conns", "client", "req/s", "p50 ms", "p99 ms", "vs raw", "errors"],
+        rows,
     )
 
 

@@ -33,8 +33,14 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def load(name: str, call: Callable[[], Awaitable[object]], *, concurrency: int,
-               total: int, warmup: int = 50) -> Result:
+async def load(
+    name: str,
+    call: Callable[[], Awaitable[object]],
+    *,
+    concurrency: int,
+    total: int,
+    warmup: int = 50,
+) -> Result:
     """Run ``total`` calls with ``concurrency`` workers; record each call's latency."""
     for _ in range(warmup):
         await call()
@@ -54,8 +60,9 @@ async def load(name: str, call: Callable[[], Awaitable[object]], *, concurrency:
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(name, concurrency, per_worker * concurrency, time.perf_counter() - start,
-                  latencies, errors)
+    return Result(
+        name, concurrency, per_worker * concurrency, time.perf_counter() - start, latencies, errors
+    )
 
 
 def median_result(rounds: list[Result]) -> Result:
@@ -68,8 +75,9 @@ def table(title: str, headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-            for r in rows]
+    body = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
     return "\n".join([f"\n{title}", line, sep, *body])
 
 
@@ -77,7 +85,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
                     return
         except OSError:
@@ -91,8 +99,10 @@ def service_process(name: str, env: dict[str, str], log: Path) -> Iterator[subpr
     """Run ``python -m services.NAME`` with ``env`` added, stopping it at the end."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], env={**os.environ, **env},
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", f"services.{name}"],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         yield proc
@@ -112,5 +122,14 @@ def fmt_ratio(a: float, b: float) -> str:
     return f"{a / b * 100:.0f}%" if b else "-"
 
 
-__all__ = ["Result", "fmt_ms", "fmt_ratio", "load", "median_result", "service_process",
-           "statistics", "table", "wait_http"]
+__all__ = [
+    "Result",
+    "fmt_ms",
+    "fmt_ratio",
+    "load",
+    "median_result",
+    "service_process",
+    "statistics",
+    "table",
+    "wait_http",
+]

@@ -44,8 +44,14 @@ def store_key(*, session: Session, raw: str, name: str, admin: bool) -> Principa
     digest = hash_key(raw)
     row = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
     if row is None:
-        row = ApiKey(id=uuid.uuid4().hex[:16], name=name, key_hash=digest, prefix=raw[:8],
-                     admin=admin, created_at=datetime.now(UTC))
+        row = ApiKey(
+            id=uuid.uuid4().hex[:16],
+            name=name,
+            key_hash=digest,
+            prefix=raw[:8],
+            admin=admin,
+            created_at=datetime.now(UTC),
+        )
         session.add(row)
         session.flush()
     return Principal(key_id=row.id, name=row.name, admin=row.admin)

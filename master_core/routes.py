@@ -32,8 +32,10 @@ async def authenticate(
     """The caller's key from ``Authorization: Bearer <key>``."""
     scheme, _, raw = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not raw:
-        raise Unauthorized("send your API key as 'Authorization: Bearer <key>'",
-                           headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "send your API key as 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     principal = await master.keys.verify(raw.strip())
     if principal is None:
         raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
@@ -49,21 +51,30 @@ def require_admin(principal: PrincipalDep) -> Principal:
     return principal
 
 
-@router.post("/chat", responses=error_responses(
-    NotFound, UpstreamError, ServiceUnavailable, DeadlineExceeded))
-async def create_chat(body: ChatRequest, master: MasterDep, principal: PrincipalDep
-                      ) -> ChatResponse:
+@router.post(
+    "/chat",
+    responses=error_responses(NotFound, UpstreamError, ServiceUnavailable, DeadlineExceeded),
+)
+async def create_chat(
+    body: ChatRequest, master: MasterDep, principal: PrincipalDep
+) -> ChatResponse:
     """One chat turn: the agent answers ``message`` in the session (new if none given)."""
     turn = await master.agent.run_turn(
         TurnCreate(session_id=body.session_id, message=body.message, api_key_id=principal.key_id)
     )
-    return ChatResponse(session_id=turn.session_id, reply=turn.reply, model=turn.model,
-                        usage=turn.usage, turn_id=turn.turn_id)
+    return ChatResponse(
+        session_id=turn.session_id,
+        reply=turn.reply,
+        model=turn.model,
+        usage=turn.usage,
+        turn_id=turn.turn_id,
+    )
 
 
 @router.get("/sessions/{session_id}/messages", responses=error_responses(NotFound))
 async def read_session_messages(
-    master: MasterDep, _: PrincipalDep,
+    master: MasterDep,
+    _: PrincipalDep,
     session_id: Annotated[str, Path(pattern=SESSION_ID_PATTERN)],
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -81,8 +92,9 @@ async def read_fleet_status(master: MasterDep, _: PrincipalDep) -> FleetStatus:
 
 
 @router.post("/keys", status_code=201, responses=error_responses(Forbidden))
-def create_key(body: KeyCreate, db: DbSessionDep,
-               _: Annotated[Principal, Depends(require_admin)]) -> KeyCreated:
+def create_key(
+    body: KeyCreate, db: DbSessionDep, _: Annotated[Principal, Depends(require_admin)]
+) -> KeyCreated:
     """Make a new API key (admin only). The key is in this answer and nowhere else."""
     raw = new_key()
     principal = store_key(session=db, raw=raw, name=body.name, admin=body.admin)

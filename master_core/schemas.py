@@ -10,8 +10,9 @@ from services.agent_core.schemas import SESSION_ID_PATTERN, TurnUsage
 
 
 class ChatRequest(BaseModel):
-    session_id: str | None = Field(None, pattern=SESSION_ID_PATTERN,
-                                   description="Continue this session; omit to start one")
+    session_id: str | None = Field(
+        None, pattern=SESSION_ID_PATTERN, description="Continue this session; omit to start one"
+    )
     message: str = Field(min_length=1, description="What the user says")
 
 

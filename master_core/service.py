@@ -28,14 +28,13 @@ async def _one_status(pool: ClientPool, name: str, url: str) -> tuple[str, Servi
         return name, ServiceHealth(ok=False, url=url, error=exc.__class__.__name__)
 
 
-async def fleet_status(*, pool: ClientPool, settings: Settings, own: dict[str, object]
-                       ) -> FleetStatus:
+async def fleet_status(
+    *, pool: ClientPool, settings: Settings, own: dict[str, object]
+) -> FleetStatus:
     """Every service's /status, asked concurrently; master_core reports itself directly."""
     others = [n for n in SERVICE_NAMES if n != "master_core"]
-    results = dict(await asyncio.gather(
-        *(_one_status(pool, n, settings.service(n).base_url) for n in others)
-    ))
-    results["master_core"] = ServiceHealth(
-        ok=True, url=settings.master_core.base_url, status=own
+    results = dict(
+        await asyncio.gather(*(_one_status(pool, n, settings.service(n).base_url) for n in others))
     )
+    results["master_core"] = ServiceHealth(ok=True, url=settings.master_core.base_url, status=own)
     return FleetStatus(ok=all(h.ok for h in results.values()), services=results)

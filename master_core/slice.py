@@ -27,7 +27,8 @@ class MasterCoreSlice(AtomicSlice):
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
         self.deps = MasterDeps(
-            ctx=ctx, keys=KeyCache(ctx.db),
+            ctx=ctx,
+            keys=KeyCache(ctx.db),
             agent=AgentCoreClient(ctx.pool, ctx.settings.agent_core.base_url),
             sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
             own_status=self.status,

@@ -30,8 +30,9 @@ def _prices() -> dict[str, ModelPrice]:
     out = {}
     for model in load_snapshot():
         p = model["pricing"]
-        out[model["id"]] = ModelPrice(Decimal(p["prompt"]), Decimal(p["completion"]),
-                                      Decimal(p.get("request", "0")))
+        out[model["id"]] = ModelPrice(
+            Decimal(p["prompt"]), Decimal(p["completion"]), Decimal(p.get("request", "0"))
+        )
     return out
 
 
@@ -45,5 +46,6 @@ def compute_cost(model_id: str, prompt_tokens: int, completion_tokens: int) -> f
     price = price_of(model_id)
     if price is None:
         return 0.0
-    return float(price.prompt * prompt_tokens + price.completion * completion_tokens
-                 + price.request)
+    return float(
+        price.prompt * prompt_tokens + price.completion * completion_tokens + price.request
+    )

@@ -7,7 +7,6 @@ never closes what it did not open.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -52,21 +51,35 @@ class ChatResult:
         u = self.body.get("usage") or {}
         prompt, completion = int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
         cost = u.get("cost")
-        return Usage(prompt, completion, int(u.get("total_tokens") or prompt + completion),
-                     float(cost) if cost is not None else None)
+        return Usage(
+            prompt,
+            completion,
+            int(u.get("total_tokens") or prompt + completion),
+            float(cost) if cost is not None else None,
+        )
 
 
 class OpenRouterClient:
-    def __init__(self, *, base_url: str, api_key: str | None = None,
-                 app_url: str = "https://github.com/refactorbot/refactorbot",
-                 app_title: str = "RefactorBot", timeout_s: float = 120.0,
-                 session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        app_url: str = "https://github.com/refactorbot/refactorbot",
+        app_title: str = "RefactorBot",
+        timeout_s: float = 120.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._owns_session = session is None
         self._session = session
-        self._headers = {"HTTP-Referer": app_url, "X-OpenRouter-Title": app_title,
-                         "X-Title": app_title, "Content-Type": "application/json"}
+        self._headers = {
+            "HTTP-Referer": app_url,
+            "X-OpenRouter-Title": app_title,
+            "X-Title": app_title,
+            "Content-Type": "application/json",
+        }
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
@@ -84,39 +97,48 @@ class OpenRouterClient:
     async def __aenter__(self) -> OpenRouterClient:
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
-    async def _send(self, method: str, path: str, data: bytes | None,
-                    extra_headers: dict[str, str] | None) -> tuple[int, bytes]:
+    async def _send(
+        self, method: str, path: str, data: bytes | None, extra_headers: dict[str, str] | None
+    ) -> tuple[int, bytes]:
         headers = {**self._headers, **(extra_headers or {})}
         try:
             async with self.session.request(
-                method, self.base_url + path, data=data, headers=headers,
+                method,
+                self.base_url + path,
+                data=data,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise error_from_response(resp.status, raw, dict(resp.headers))
                 return resp.status, raw
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise UpstreamConnectionError(
-                f"no answer from {self.base_url}: {exc.__class__.__name__}") from exc
+                f"no answer from {self.base_url}: {exc.__class__.__name__}"
+            ) from exc
 
-    async def chat_completions(self, payload: dict[str, Any], *,
-                               extra_headers: dict[str, str] | None = None) -> ChatResult:
+    async def chat_completions(
+        self, payload: dict[str, Any], *, extra_headers: dict[str, str] | None = None
+    ) -> ChatResult:
         """POST /chat/completions with the payload passed through unchanged."""
         if payload.get("stream"):
             raise StreamingNotSupportedError("streaming is not supported by this client yet")
         started = time.perf_counter()
-        status, raw = await self._send("POST", "/chat/completions",
-                                       json.dumps(payload).encode(), extra_headers)
+        status, raw = await self._send(
+            "POST", "/chat/completions", json.dumps(payload).encode(), extra_headers
+        )
         try:
             body = json.loads(raw)
         except ValueError as exc:
-            raise UpstreamConnectionError("upstream answered with something that is not JSON"
-                                          ) from exc
+            raise UpstreamConnectionError(
+                "upstream answered with something that is not JSON"
+            ) from exc
         return ChatResult(body=body, status=status, latency_s=time.perf_counter() - started)
 
     async def list_models(self) -> list[dict[str, Any]]:

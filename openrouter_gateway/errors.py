@@ -1,22 +1,22 @@
 """Errors from OpenRouter (or any OpenAI-compatible upstream), one class per status.
 
-    OpenRouterError                    base: status_code, code, message, metadata, retryable
-    ├── BadRequestError                400
-    ├── AuthenticationError            401 invalid or missing key
-    ├── InsufficientCreditsError       402
-    ├── PermissionDeniedError          403 e.g. moderation flagged the input
-    ├── NotFoundError                  404 e.g. no endpoints for the model
-    ├── RequestTimeoutError            408 retryable
-    ├── PayloadTooLargeError           413
-    ├── UnprocessableError             422
-    ├── RateLimitError                 429 retryable; retry_after in seconds when given
-    ├── UpstreamServerError            500
-    ├── BadGatewayError                502 retryable
-    ├── ServiceUnavailableError        503 retryable
-    ├── ProviderTimeoutError           524 retryable
-    ├── OverloadedError                529 retryable
-    ├── UpstreamConnectionError        no HTTP answer at all; retryable
-    └── StreamingNotSupportedError     stream=true asked of this client (not supported yet)
+OpenRouterError                    base: status_code, code, message, metadata, retryable
+├── BadRequestError                400
+├── AuthenticationError            401 invalid or missing key
+├── InsufficientCreditsError       402
+├── PermissionDeniedError          403 e.g. moderation flagged the input
+├── NotFoundError                  404 e.g. no endpoints for the model
+├── RequestTimeoutError            408 retryable
+├── PayloadTooLargeError           413
+├── UnprocessableError             422
+├── RateLimitError                 429 retryable; retry_after in seconds when given
+├── UpstreamServerError            500
+├── BadGatewayError                502 retryable
+├── ServiceUnavailableError        503 retryable
+├── ProviderTimeoutError           524 retryable
+├── OverloadedError                529 retryable
+├── UpstreamConnectionError        no HTTP answer at all; retryable
+└── StreamingNotSupportedError     stream=true asked of this client (not supported yet)
 """
 
 from __future__ import annotations
@@ -30,8 +30,15 @@ class OpenRouterError(Exception):
     retryable = False
     default_status: int | None = None
 
-    def __init__(self, message: str, *, status_code: int | None = None, code: Any = None,
-                 metadata: dict[str, Any] | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: Any = None,
+        metadata: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status_code = status_code if status_code is not None else self.default_status
@@ -41,8 +48,11 @@ class OpenRouterError(Exception):
 
 
 def _status_class(name: str, status: int, retryable: bool = False) -> type[OpenRouterError]:
-    return type(name, (OpenRouterError,), {"default_status": status, "retryable": retryable,
-                                           "__module__": __name__})
+    return type(
+        name,
+        (OpenRouterError,),
+        {"default_status": status, "retryable": retryable, "__module__": __name__},
+    )
 
 
 BadRequestError = _status_class("BadRequestError", 400)
@@ -65,10 +75,22 @@ UpstreamConnectionError.default_status = None
 
 BY_STATUS: dict[int, type[OpenRouterError]] = {
     cls.default_status: cls  # type: ignore[misc]
-    for cls in (BadRequestError, AuthenticationError, InsufficientCreditsError,
-                PermissionDeniedError, NotFoundError, RequestTimeoutError, PayloadTooLargeError,
-                UnprocessableError, RateLimitError, UpstreamServerError, BadGatewayError,
-                ServiceUnavailableError, ProviderTimeoutError, OverloadedError)
+    for cls in (
+        BadRequestError,
+        AuthenticationError,
+        InsufficientCreditsError,
+        PermissionDeniedError,
+        NotFoundError,
+        RequestTimeoutError,
+        PayloadTooLargeError,
+        UnprocessableError,
+        RateLimitError,
+        UpstreamServerError,
+        BadGatewayError,
+        ServiceUnavailableError,
+        ProviderTimeoutError,
+        OverloadedError,
+    )
 }
 
 
@@ -80,8 +102,9 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def error_from_response(status: int, body: bytes | str | Mapping[str, Any],
-                        headers: Mapping[str, str] | None = None) -> OpenRouterError:
+def error_from_response(
+    status: int, body: bytes | str | Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> OpenRouterError:
     """The typed error for an upstream answer ``{"error": {"code", "message", "metadata"}}``."""
     parsed: Any = body
     if isinstance(body, bytes | str):
@@ -99,5 +122,10 @@ def error_from_response(status: int, body: bytes | str | Mapping[str, Any],
     cls = BY_STATUS.get(status)
     if cls is None:
         cls = UpstreamServerError if status >= 500 else BadRequestError
-    return cls(message, status_code=status, code=code, metadata=dict(metadata),
-               retry_after=_retry_after(headers or {}))
+    return cls(
+        message,
+        status_code=status,
+        code=code,
+        metadata=dict(metadata),
+        retry_after=_retry_after(headers or {}),
+    )

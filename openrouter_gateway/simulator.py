@@ -99,35 +99,43 @@ def create_simulator_app(latency_ms: float = 0.0) -> FastAPI:
             return _error(400, "max_tokens: expected a positive integer")
         if latency_ms:
             await asyncio.sleep(latency_ms / 1000)
-        digest = hashlib.sha256(
-            json.dumps([model, messages], sort_keys=True).encode()).hexdigest()
-        last_user = next((_content_text(m.get("content")) for m in reversed(messages)
-                          if m["role"] == "user"), "")
-        text = (f"[simulated {model}] You said: {last_user[:200]} "
-                f"{REMARKS[int(digest[:8], 16) % len(REMARKS)]}")
+        digest = hashlib.sha256(json.dumps([model, messages], sort_keys=True).encode()).hexdigest()
+        last_user = next(
+            (_content_text(m.get("content")) for m in reversed(messages) if m["role"] == "user"), ""
+        )
+        text = (
+            f"[simulated {model}] You said: {last_user[:200]} "
+            f"{REMARKS[int(digest[:8], 16) % len(REMARKS)]}"
+        )
         finish = "stop"
         completion_tokens = estimate_tokens(text)
         if max_tokens is not None and completion_tokens > max_tokens:
             text, completion_tokens, finish = text[: max_tokens * 4], max_tokens, "length"
-        prompt_tokens = sum(estimate_tokens(_content_text(m.get("content"))) + 4
-                            for m in messages)
-        return JSONResponse({
-            "id": f"gen-{digest[:24]}",
-            "provider": "Simulator",
-            "model": model,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "choices": [{
-                "index": 0, "logprobs": None, "finish_reason": finish,
-                "native_finish_reason": finish,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-            }],
-            "usage": {
-                "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-                "cost": compute_cost(model, prompt_tokens, completion_tokens),
-            },
-        })
+        prompt_tokens = sum(estimate_tokens(_content_text(m.get("content"))) + 4 for m in messages)
+        return JSONResponse(
+            {
+                "id": f"gen-{digest[:24]}",
+                "provider": "Simulator",
+                "model": model,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "choices": [
+                    {
+                        "index": 0,
+                        "logprobs": None,
+                        "finish_reason": finish,
+                        "native_finish_reason": finish,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "cost": compute_cost(model, prompt_tokens, completion_tokens),
+                },
+            }
+        )
 
     return app
 
@@ -145,8 +153,15 @@ def main() -> None:
         sys.exit(2)
     sim = settings.simulator
     print(f"OpenRouter simulator on http://{sim.host}:{sim.port}/api/v1", file=sys.stderr)
-    uvicorn.run(create_simulator_app(sim.latency_ms), host=sim.host, port=sim.port,
-                log_level="warning", access_log=False, loop="uvloop", http="httptools")
+    uvicorn.run(
+        create_simulator_app(sim.latency_ms),
+        host=sim.host,
+        port=sim.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 if __name__ == "__main__":

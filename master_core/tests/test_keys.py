@@ -21,8 +21,9 @@ def test_keys_are_random_and_stored_only_hashed(tmp_path: Path) -> None:
     db = open_database(load_slice("master_core"), settings)
     try:
         with db.engine.connect() as conn:
-            dump = " ".join(str(v) for row in conn.execute(text("SELECT * FROM api_keys"))
-                            for v in row)
+            dump = " ".join(
+                str(v) for row in conn.execute(text("SELECT * FROM api_keys")) for v in row
+            )
         assert raw not in dump and hash_key(raw) in dump
         with db.session() as s:
             principal = find_key(session=s, raw=raw)

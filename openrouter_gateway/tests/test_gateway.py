@@ -36,7 +36,8 @@ async def test_completion_shape_is_openrouters_and_deterministic(sim_url: str) -
         first = await client.chat_completions(HELLO)
         again = await client.chat_completions(HELLO)
         other = await client.chat_completions(
-            {**HELLO, "messages": [{"role": "user", "content": "Bye"}]})
+            {**HELLO, "messages": [{"role": "user", "content": "Bye"}]}
+        )
     body = first.body
     assert body["id"].startswith("gen-") and body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["role"] == "assistant"
@@ -46,7 +47,8 @@ async def test_completion_shape_is_openrouters_and_deterministic(sim_url: str) -
     usage = first.usage
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens > 0
     assert usage.cost == pytest.approx(
-        compute_cost("openai/gpt-4o-mini", usage.prompt_tokens, usage.completion_tokens))
+        compute_cost("openai/gpt-4o-mini", usage.prompt_tokens, usage.completion_tokens)
+    )
     assert usage.cost and usage.cost > 0
 
 
@@ -60,16 +62,22 @@ async def test_max_tokens_truncates_with_finish_reason_length(sim_url: str) -> N
 async def test_fallback_models_list(sim_url: str) -> None:
     async with OpenRouterClient(base_url=sim_url) as client:
         result = await client.chat_completions(
-            {"models": ["nope/unknown", "anthropic/claude-3.5-haiku"],
-             "messages": HELLO["messages"]})
+            {
+                "models": ["nope/unknown", "anthropic/claude-3.5-haiku"],
+                "messages": HELLO["messages"],
+            }
+        )
     assert result.model == "anthropic/claude-3.5-haiku"
 
 
-@pytest.mark.parametrize(("payload", "error", "text"), [
-    ({**HELLO, "model": "nope/unknown"}, NotFoundError, "No endpoints found for nope/unknown"),
-    ({"model": "openai/gpt-4o", "messages": []}, BadRequestError, "messages"),
-    ({"messages": [{"role": "wizard", "content": "x"}]}, BadRequestError, "valid role"),
-])
+@pytest.mark.parametrize(
+    ("payload", "error", "text"),
+    [
+        ({**HELLO, "model": "nope/unknown"}, NotFoundError, "No endpoints found for nope/unknown"),
+        ({"model": "openai/gpt-4o", "messages": []}, BadRequestError, "messages"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, BadRequestError, "valid role"),
+    ],
+)
 async def test_upstream_errors_are_typed(sim_url: str, payload, error, text) -> None:
     async with OpenRouterClient(base_url=sim_url) as client:
         with pytest.raises(error) as info:
@@ -109,9 +117,13 @@ async def test_headers_and_injected_session() -> None:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with aiohttp.ClientSession() as shared:
-            client = OpenRouterClient(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-or-1",
-                                      app_url="https://example.test", app_title="RB",
-                                      session=shared)
+            client = OpenRouterClient(
+                base_url=f"http://127.0.0.1:{port}/v1",
+                api_key="sk-or-1",
+                app_url="https://example.test",
+                app_title="RB",
+                session=shared,
+            )
             await client.chat_completions(HELLO)
             await client.aclose()
             assert not shared.closed  # not ours to close
@@ -129,18 +141,29 @@ async def test_no_server_is_a_connection_error() -> None:
     assert info.value.retryable
 
 
-@pytest.mark.parametrize(("status", "name", "retryable"), [
-    (400, "BadRequestError", False), (401, "AuthenticationError", False),
-    (402, "InsufficientCreditsError", False), (403, "PermissionDeniedError", False),
-    (404, "NotFoundError", False), (408, "RequestTimeoutError", True),
-    (413, "PayloadTooLargeError", False), (422, "UnprocessableError", False),
-    (429, "RateLimitError", True), (500, "UpstreamServerError", False),
-    (502, "BadGatewayError", True), (503, "ServiceUnavailableError", True),
-    (524, "ProviderTimeoutError", True), (529, "OverloadedError", True),
-])
+@pytest.mark.parametrize(
+    ("status", "name", "retryable"),
+    [
+        (400, "BadRequestError", False),
+        (401, "AuthenticationError", False),
+        (402, "InsufficientCreditsError", False),
+        (403, "PermissionDeniedError", False),
+        (404, "NotFoundError", False),
+        (408, "RequestTimeoutError", True),
+        (413, "PayloadTooLargeError", False),
+        (422, "UnprocessableError", False),
+        (429, "RateLimitError", True),
+        (500, "UpstreamServerError", False),
+        (502, "BadGatewayError", True),
+        (503, "ServiceUnavailableError", True),
+        (524, "ProviderTimeoutError", True),
+        (529, "OverloadedError", True),
+    ],
+)
 def test_error_mapping_table(status: int, name: str, retryable: bool) -> None:
     err = error_from_response(
-        status, b'{"error": {"code": %d, "message": "m", "metadata": {"k": 1}}}' % status)
+        status, b'{"error": {"code": %d, "message": "m", "metadata": {"k": 1}}}' % status
+    )
     assert type(err).__name__ == name and err.retryable is retryable
     assert err.status_code == status and err.message == "m" and err.metadata == {"k": 1}
 

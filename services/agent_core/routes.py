@@ -22,13 +22,20 @@ from services.kit.errors import (
 router = APIRouter(prefix="/v1/turns", tags=["agent"])
 
 
-@router.post("", responses=error_responses(
-    NotFound, PayloadTooLarge, UpstreamError, ServiceUnavailable, DeadlineExceeded))
+@router.post(
+    "",
+    responses=error_responses(
+        NotFound, PayloadTooLarge, UpstreamError, ServiceUnavailable, DeadlineExceeded
+    ),
+)
 async def create_turn(body: TurnCreate, deps: AgentDepsDep) -> TurnPublic:
     """Run one chat turn in a session (a new session when none is given)."""
     return await service.run_turn(
-        data=body, settings=deps.ctx.settings.agent_core, sessions=deps.sessions,
-        providers=deps.providers, db=deps.ctx.db,
+        data=body,
+        settings=deps.ctx.settings.agent_core,
+        sessions=deps.sessions,
+        providers=deps.providers,
+        db=deps.ctx.db,
     )
 
 
@@ -39,6 +46,5 @@ def read_turns(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TurnRecordsPublic:
-    data, count = service.list_turns(session=db, session_id=session_id, limit=limit,
-                                     offset=offset)
+    data, count = service.list_turns(session=db, session_id=session_id, limit=limit, offset=offset)
     return TurnRecordsPublic(data=data, count=count)

@@ -10,8 +10,9 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 class TurnCreate(BaseModel):
-    session_id: str | None = Field(None, pattern=SESSION_ID_PATTERN,
-                                   description="Continue this session; a new one if omitted")
+    session_id: str | None = Field(
+        None, pattern=SESSION_ID_PATTERN, description="Continue this session; a new one if omitted"
+    )
     message: str = Field(min_length=1, description="The user's message")
     api_key_id: str | None = Field(None, max_length=64, description="Who pays, for the ledger")
 

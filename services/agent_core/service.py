@@ -40,8 +40,9 @@ def to_openai(message: MessagePublic) -> dict[str, Any]:
     return out
 
 
-def build_messages(*, system_prompt: str, history: list[MessagePublic], user_message: str
-                   ) -> list[dict[str, Any]]:
+def build_messages(
+    *, system_prompt: str, history: list[MessagePublic], user_message: str
+) -> list[dict[str, Any]]:
     """System prompt, then the history oldest first, then the new user message."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.extend(to_openai(m) for m in history)
@@ -61,8 +62,12 @@ def reply_text(completion: dict[str, Any]) -> str:
 
 
 async def run_turn(
-    *, data: TurnCreate, settings: AgentCoreSettings, sessions: SessionClient,
-    providers: ProvidersClient, db: SliceDatabase,
+    *,
+    data: TurnCreate,
+    settings: AgentCoreSettings,
+    sessions: SessionClient,
+    providers: ProvidersClient,
+    db: SliceDatabase,
 ) -> TurnPublic:
     """Run one turn end to end; the user message and reply are stored together at the end."""
     if len(data.message) > settings.max_message_chars:
@@ -79,18 +84,23 @@ async def run_turn(
         else:
             history = []
             await sessions.get_session(session_id)
-    messages = build_messages(system_prompt=settings.system_prompt, history=history,
-                              user_message=data.message)
+    messages = build_messages(
+        system_prompt=settings.system_prompt, history=history, user_message=data.message
+    )
     try:
         completion = await providers.chat_completions(
             {"model": settings.model, "messages": messages},
-            session_id=session_id, api_key_id=data.api_key_id,
+            session_id=session_id,
+            api_key_id=data.api_key_id,
         )
         reply = reply_text(completion)
     except SliceError as exc:
         code, message = exc.code, exc.message
-        await db.run(lambda s: _record(s, turn_id, session_id, len(history), started,
-                                       outcome=code, error=message))
+        await db.run(
+            lambda s: _record(
+                s, turn_id, session_id, len(history), started, outcome=code, error=message
+            )
+        )
         raise
     usage = completion.get("usage") or {}
     turn_usage = TurnUsage(
@@ -103,12 +113,25 @@ async def run_turn(
     # The exchange goes to the session and the turn to our own table at the same time:
     # two databases, two fsyncs, no reason to wait for one before starting the other.
     stored, latency = await asyncio.gather(
-        sessions.append(session_id, [
-            MessageCreate(role="user", content=data.message),
-            MessageCreate(role="assistant", content=reply),
-        ]),
-        db.run(lambda s: _record(s, turn_id, session_id, len(history), started,
-                                 outcome="ok", model=model, usage=turn_usage)),
+        sessions.append(
+            session_id,
+            [
+                MessageCreate(role="user", content=data.message),
+                MessageCreate(role="assistant", content=reply),
+            ],
+        ),
+        db.run(
+            lambda s: _record(
+                s,
+                turn_id,
+                session_id,
+                len(history),
+                started,
+                outcome="ok",
+                model=model,
+                usage=turn_usage,
+            )
+        ),
         return_exceptions=True,
     )
     if isinstance(stored, BaseException):
@@ -121,22 +144,44 @@ async def run_turn(
         # and a duplicate. Our own record is what is missing: log it loudly.
         log.error("turn_record_failed", turn_id=turn_id, error=repr(latency))
         latency = round((time.perf_counter() - started) * 1000, 3)
-    return TurnPublic(turn_id=turn_id, session_id=session_id, reply=reply, model=model,
-                      usage=turn_usage, latency_ms=latency)
+    return TurnPublic(
+        turn_id=turn_id,
+        session_id=session_id,
+        reply=reply,
+        model=model,
+        usage=turn_usage,
+        latency_ms=latency,
+    )
 
 
-def _record(session: Session, turn_id: str, session_id: str, history: int, started: float, *,
-            outcome: str, model: str | None = None, usage: TurnUsage | None = None,
-            error: str | None = None) -> float:
+def _record(
+    session: Session,
+    turn_id: str,
+    session_id: str,
+    history: int,
+    started: float,
+    *,
+    outcome: str,
+    model: str | None = None,
+    usage: TurnUsage | None = None,
+    error: str | None = None,
+) -> float:
     latency = round((time.perf_counter() - started) * 1000, 3)
-    session.add(Turn(
-        id=turn_id, session_id=session_id, created_at=datetime.now(UTC), model=model,
-        history_messages=history, latency_ms=latency, outcome=outcome,
-        error=error[:500] if error else None,
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-        cost_usd=usage.cost_usd if usage else 0.0,
-    ))
+    session.add(
+        Turn(
+            id=turn_id,
+            session_id=session_id,
+            created_at=datetime.now(UTC),
+            model=model,
+            history_messages=history,
+            latency_ms=latency,
+            outcome=outcome,
+            error=error[:500] if error else None,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cost_usd=usage.cost_usd if usage else 0.0,
+        )
+    )
     return latency
 
 
@@ -146,11 +191,13 @@ def _mark_failed(session: Session, turn_id: str, outcome: str, error: str) -> No
         turn.outcome, turn.error = outcome, error[:500]
 
 
-def list_turns(*, session: Session, session_id: str | None, limit: int, offset: int
-               ) -> tuple[list[TurnRecordPublic], int]:
+def list_turns(
+    *, session: Session, session_id: str | None, limit: int, offset: int
+) -> tuple[list[TurnRecordPublic], int]:
     """Recorded turns, newest first."""
     where = [] if session_id is None else [Turn.session_id == session_id]
     count = session.exec(select(func.count()).select_from(Turn).where(*where)).one()
-    rows = session.exec(select(Turn).where(*where).order_by(col(Turn.created_at).desc())
-                        .offset(offset).limit(limit)).all()
+    rows = session.exec(
+        select(Turn).where(*where).order_by(col(Turn.created_at).desc()).offset(offset).limit(limit)
+    ).all()
     return [TurnRecordPublic.model_validate(r, from_attributes=True) for r in rows], count

@@ -28,7 +28,8 @@ class AgentCoreSlice(AtomicSlice):
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
         self.deps = AgentDeps(
-            ctx=ctx, sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
+            ctx=ctx,
+            sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
             providers=ProvidersClient(ctx.pool, ctx.settings.providers.base_url),
         )
 

@@ -1,4 +1,6 @@
-"""The communication slice: standard endpoints only, no domain routes yet (a later issue builds it)."""
+"""The communication slice: standard endpoints only, no domain routes yet.
+
+A later issue builds it."""
 
 from __future__ import annotations
 

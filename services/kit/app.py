@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -68,10 +68,17 @@ def require_internal_token(request: Request) -> None:
         raise Unauthorized(f"missing or wrong {INTERNAL_TOKEN_HEADER} header")
 
 
-def _error_response(status: int, code: str, message: str, details: Any = None,
-                    headers: dict[str, str] | None = None) -> JSONResponse:
+def _error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(
-        envelope(code, message, request_id_var.get(), details), status_code=status, headers=headers
+        envelope(code, message, request_id_var.get(), details),
+        status_code=status,
+        headers=dict(headers) if headers else None,
     )
 
 
@@ -135,8 +142,9 @@ def _standard_router(slice_: AtomicSlice) -> APIRouter:
             slice_.context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    @router.post("/improvement/feedback", status_code=202,
-                 dependencies=[Depends(require_internal_token)])
+    @router.post(
+        "/improvement/feedback", status_code=202, dependencies=[Depends(require_internal_token)]
+    )
     async def create_feedback(feedback: ImprovementFeedback) -> dict[str, int]:
         """Record an observation for the next improvement plan."""
         await slice_.record_feedback(feedback)
@@ -154,7 +162,9 @@ async def check_dependencies(slice_: AtomicSlice, app: FastAPI) -> dict[str, Dep
     ctx = slice_.context
     checks: dict[str, DependencyStatus] = {}
     db_ok = await anyio.to_thread.run_sync(ctx.db.ping)
-    checks["database"] = DependencyStatus(ok=db_ok, detail=None if db_ok else "database unreachable")
+    checks["database"] = DependencyStatus(
+        ok=db_ok, detail=None if db_ok else "database unreachable"
+    )
     for name in ctx.manifest.calls:
         url = ctx.settings.service(name).base_url + "/health"
         try:
@@ -199,9 +209,12 @@ def create_app(slice_: AtomicSlice, settings: Settings | None = None) -> FastAPI
         )
         await anyio.to_thread.run_sync(db.migrate)
         pool = ClientPool(
-            caller=slice_.name, token=token, timeout_s=settings.client.timeout_s,
+            caller=slice_.name,
+            token=token,
+            timeout_s=settings.client.timeout_s,
             connect_timeout_s=settings.client.connect_timeout_s,
-            pool_size=settings.client.pool_size, retries=settings.client.retries,
+            pool_size=settings.client.pool_size,
+            retries=settings.client.retries,
         )
         ctx = SliceContext(manifest=manifest, settings=settings, db=db, pool=pool, metrics=metrics)
         await slice_.startup(ctx)
@@ -215,8 +228,10 @@ def create_app(slice_: AtomicSlice, settings: Settings | None = None) -> FastAPI
             log.info("stopped")
 
     app = FastAPI(
-        title=f"RefactorBot {manifest.name}", version=manifest.version,
-        description=manifest.description, lifespan=lifespan,
+        title=f"RefactorBot {manifest.name}",
+        version=manifest.version,
+        description=manifest.description,
+        lifespan=lifespan,
     )
     app.state.slice = slice_
     app.state.internal_token = token
@@ -227,11 +242,16 @@ def create_app(slice_: AtomicSlice, settings: Settings | None = None) -> FastAPI
     for router in routers:
         app.include_router(router, dependencies=domain_deps)
     app.state.endpoints = sorted(
-        f"{method} {route.path}" for router in routers for route in router.routes
-        if isinstance(route, APIRoute) for method in sorted(route.methods)
+        f"{method} {route.path}"
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in sorted(route.methods or ())
     )
     app.add_middleware(
-        RequestMiddleware, metrics=metrics, max_body_bytes=manifest.quotas.max_body_bytes,
+        RequestMiddleware,
+        metrics=metrics,
+        max_body_bytes=manifest.quotas.max_body_bytes,
         default_timeout_s=manifest.quotas.request_timeout_s,
     )
     return app

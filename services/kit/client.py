@@ -37,8 +37,14 @@ class ClientPool:
     """The process's one connection pool; created at start-up, closed at shutdown."""
 
     def __init__(
-        self, *, caller: str, token: str, timeout_s: float = 30.0, connect_timeout_s: float = 3.0,
-        pool_size: int = 100, retries: int = 2,
+        self,
+        *,
+        caller: str,
+        token: str,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 3.0,
+        pool_size: int = 100,
+        retries: int = 2,
     ) -> None:
         self.caller = caller
         self.token = token
@@ -52,7 +58,9 @@ class ClientPool:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self.pool_size, limit_per_host=self.pool_size, keepalive_timeout=30,
+                limit=self.pool_size,
+                limit_per_host=self.pool_size,
+                keepalive_timeout=30,
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
@@ -94,8 +102,14 @@ class SliceClient:
         }
 
     async def request(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
-        timeout_s: float | None = None, idempotent: bool | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        idempotent: bool | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
         """Call ``method path`` and return the decoded JSON body (None for 204)."""
@@ -122,21 +136,26 @@ class SliceClient:
                 all_headers["Content-Type"] = "application/json"
             try:
                 async with pool.session.request(
-                    method, url, data=data, params=params, headers=all_headers,
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    headers=all_headers,
                     timeout=aiohttp.ClientTimeout(
                         total=timeout, sock_connect=min(timeout, pool.connect_timeout_s)
                     ),
                 ) as resp:
                     raw = await resp.read()
                     status = resp.status
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 if not idempotent or attempt >= pool.retries or time.monotonic() >= deadline:
                     if isinstance(exc, asyncio.TimeoutError) or time.monotonic() >= deadline:
                         raise DeadlineExceeded(
                             f"{self.service} did not answer {method} {path} in time"
                         ) from exc
+                    reason = exc.__class__.__name__
                     raise ServiceUnavailable(
-                        f"{self.service} is unreachable at {self.base_url}: {exc.__class__.__name__}"
+                        f"{self.service} is unreachable at {self.base_url}: {reason}"
                     ) from exc
                 attempt += 1
                 await asyncio.sleep(min(0.05 * 2**attempt, max(0.0, deadline - time.monotonic())))
@@ -163,8 +182,10 @@ class SliceClient:
     async def get_model(self, model: type[M], path: str, **kw: Any) -> M:
         return model.model_validate(await self.request("GET", path, **kw))
 
-    async def post_model(self, model: type[M], path: str, body: BaseModel | dict[str, Any],
-                         **kw: Any) -> M:
-        payload = body.model_dump(mode="json", exclude_none=True) if isinstance(
-            body, BaseModel) else body
+    async def post_model(
+        self, model: type[M], path: str, body: BaseModel | dict[str, Any], **kw: Any
+    ) -> M:
+        payload = (
+            body.model_dump(mode="json", exclude_none=True) if isinstance(body, BaseModel) else body
+        )
         return model.model_validate(await self.request("POST", path, json_body=payload, **kw))

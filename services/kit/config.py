@@ -110,7 +110,9 @@ class FleetSettings(_Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="REFACTORBOT_", env_nested_delimiter="__", extra="forbid",
+        env_prefix="REFACTORBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
         case_sensitive=False,
     )
 

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-ID"
 DEADLINE_HEADER = "X-Deadline-Ms"  # remaining budget of the whole request, in milliseconds
-INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
 CALLER_HEADER = "X-Caller"
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)

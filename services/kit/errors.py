@@ -113,7 +113,9 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
-def envelope(code: str, message: str, request_id: str | None, details: Any = None) -> dict[str, Any]:
+def envelope(
+    code: str, message: str, request_id: str | None, details: Any = None
+) -> dict[str, Any]:
     """The JSON body of every error response."""
     body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
     if details is not None:

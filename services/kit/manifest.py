@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -59,7 +59,7 @@ def package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_manifest(name: str) -> SliceManifest:
     """Load and validate ``slice.yaml`` of the named service."""
     path = package_dir(name) / "slice.yaml"

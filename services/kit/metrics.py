@@ -13,12 +13,17 @@ class ServiceMetrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "http_requests_total", "HTTP requests handled",
-            ["method", "route", "status"], registry=self.registry,
+            "http_requests_total",
+            "HTTP requests handled",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "http_request_duration_seconds", "Time to handle a request",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "http_request_duration_seconds",
+            "Time to handle a request",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = Gauge(
             "http_requests_in_flight", "Requests being handled now", registry=self.registry

@@ -5,9 +5,9 @@ Pure ASGI (not BaseHTTPMiddleware) because it sits on every hop of every chat tu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from typing import Any
 
 import structlog
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
@@ -28,7 +28,12 @@ log = structlog.get_logger("http")
 
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int, default_timeout_s: float
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        default_timeout_s: float,
     ) -> None:
         # Bodies without Content-Length are counted while read by Starlette's limiter, whose
         # 413 reaches the app's error handlers and so gets the envelope too.
@@ -47,10 +52,8 @@ class RequestMiddleware:
         budget = self.default_timeout_s
         raw_deadline = headers.get(DEADLINE_HEADER.lower().encode())
         if raw_deadline:
-            try:
+            with contextlib.suppress(ValueError):
                 budget = min(budget, max(0.0, int(raw_deadline) / 1000))
-            except ValueError:
-                pass
         rid_token = request_id_var.set(rid)
         dl_token = deadline_var.set(time.monotonic() + budget)
         status = 500
@@ -70,8 +73,12 @@ class RequestMiddleware:
         try:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._send_error(send_wrapper, 413, "payload_too_large",
-                                       f"request body is larger than {self.max_body_bytes} bytes")
+                await self._send_error(
+                    send_wrapper,
+                    413,
+                    "payload_too_large",
+                    f"request body is larger than {self.max_body_bytes} bytes",
+                )
             else:
                 try:
                     await self.app(scope, receive, send_wrapper)
@@ -79,8 +86,12 @@ class RequestMiddleware:
                     # Never a traceback to the caller: log it here, where the request id is.
                     log.exception("unhandled_error", path=scope["path"])
                     if not started:
-                        await self._send_error(send_wrapper, 500, "internal_error",
-                                               "internal error; see the service log")
+                        await self._send_error(
+                            send_wrapper,
+                            500,
+                            "internal_error",
+                            "internal error; see the service log",
+                        )
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
@@ -90,17 +101,26 @@ class RequestMiddleware:
             path = scope["path"]
             if path not in QUIET_PATHS or status >= 400:
                 log.info(
-                    "request", method=scope["method"], path=path, route=template,
-                    status=status, duration_ms=round(elapsed * 1000, 2),
+                    "request",
+                    method=scope["method"],
+                    path=path,
+                    route=template,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
                 )
             request_id_var.reset(rid_token)
             deadline_var.reset(dl_token)
 
     async def _send_error(self, send: Send, status: int, code: str, message: str) -> None:
         body = json.dumps(envelope(code, message, request_id_var.get())).encode()
-        await send({
-            "type": "http.response.start", "status": status,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

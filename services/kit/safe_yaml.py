@@ -18,7 +18,9 @@ class UnsafeYamlError(ValueError):
     """The document is too large, malformed, or uses a construct we refuse."""
 
 
-def load_yaml_text(text: str, *, source: str = "<string>", max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+def load_yaml_text(
+    text: str, *, source: str = "<string>", max_bytes: int = DEFAULT_MAX_BYTES
+) -> Any:
     """Parse one YAML document with the safe loader after checking size and aliases."""
     if len(text.encode()) > max_bytes:
         raise UnsafeYamlError(f"{source}: larger than {max_bytes} bytes")

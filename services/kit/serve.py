@@ -14,8 +14,9 @@ from services.kit.slice_base import AtomicSlice
 
 def load_slice(name: str) -> AtomicSlice:
     """Import the service's ``slice`` module and build its AtomicSlice."""
-    module = importlib.import_module("master_core.slice" if name == "master_core"
-                                     else f"services.{name}.slice")
+    module = importlib.import_module(
+        "master_core.slice" if name == "master_core" else f"services.{name}.slice"
+    )
     slice_: AtomicSlice = module.create_slice()
     return slice_
 
@@ -35,7 +36,14 @@ def serve(name: str) -> None:
     svc = settings.service(name)
     assert svc.port is not None
     uvicorn.run(
-        app, host=svc.host, port=svc.port, log_config=None, access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=10, server_header=False,
+        app,
+        host=svc.host,
+        port=svc.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+        server_header=False,
         backlog=2048,
     )

@@ -112,7 +112,7 @@ class ImprovementPlan(BaseModel):
     based_on: dict[str, int] = Field(description="How many requests and feedback items")
 
 
-class AtomicSlice(ABC):  # noqa: B024 - every hook has a working default
+class AtomicSlice(ABC):
     """One vertical slice. Subclasses name themselves, add routers, tables and hooks.
 
     ``create_app(slice)`` turns an instance into a FastAPI service.
@@ -153,15 +153,19 @@ class AtomicSlice(ABC):  # noqa: B024 - every hook has a working default
         """Called once the database is migrated and the client pool exists."""
         self.ctx = ctx
 
-    async def shutdown(self) -> None:
+    async def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Called before the pool and database close."""
 
     # --- what it reports ---------------------------------------------------------------------
     def capabilities(self, endpoints: list[str]) -> SliceCapabilities:
         m = self.context.manifest
         return SliceCapabilities(
-            name=m.name, version=m.version, description=m.description,
-            capabilities=list(m.capabilities), calls=list(m.calls), endpoints=endpoints,
+            name=m.name,
+            version=m.version,
+            description=m.description,
+            capabilities=list(m.capabilities),
+            calls=list(m.calls),
+            endpoints=endpoints,
             quotas=m.quotas.model_dump(),
         )
 
@@ -173,12 +177,17 @@ class AtomicSlice(ABC):  # noqa: B024 - every hook has a working default
         ctx = self.context
         m = ctx.metrics
         return SliceStatus(
-            name=ctx.name, version=ctx.manifest.version, healthy=True, pid=os.getpid(),
+            name=ctx.name,
+            version=ctx.manifest.version,
+            healthy=True,
+            pid=os.getpid(),
             started_at=datetime.fromtimestamp(ctx.started_at, UTC),
             uptime_s=round(time.time() - ctx.started_at, 3),
-            requests_total=m.requests_total, errors_total=m.errors_total,
+            requests_total=m.requests_total,
+            errors_total=m.errors_total,
             in_flight=int(m.in_flight._value.get()),
-            database=ctx.db.safe_url, details=await self.status_details(),
+            database=ctx.db.safe_url,
+            details=await self.status_details(),
         )
 
     # --- improvement hooks -------------------------------------------------------------------
@@ -202,31 +211,47 @@ class AtomicSlice(ABC):  # noqa: B024 - every hook has a working default
                     totals[1] += sample.value
         for (method, route), (total, errors) in sorted(counts.items()):
             if total and errors / total > 0.01:
-                actions.append(ImprovementAction(
-                    target=f"{method} {route}",
-                    problem=f"{errors:.0f} of {total:.0f} requests failed with a server error",
-                    suggestion="read the error logs for this route and handle the failing case",
-                    priority="high" if errors / total > 0.1 else "medium",
-                ))
+                actions.append(
+                    ImprovementAction(
+                        target=f"{method} {route}",
+                        problem=f"{errors:.0f} of {total:.0f} requests failed with a server error",
+                        suggestion="read the error logs for this route and handle the failing case",
+                        priority="high" if errors / total > 0.1 else "medium",
+                    )
+                )
         for metric in ctx.metrics.latency.collect():
-            sums = {(s.labels["method"], s.labels["route"]): s.value
-                    for s in metric.samples if s.name.endswith("_sum")}
-            cnts = {(s.labels["method"], s.labels["route"]): s.value
-                    for s in metric.samples if s.name.endswith("_count")}
+            sums = {
+                (s.labels["method"], s.labels["route"]): s.value
+                for s in metric.samples
+                if s.name.endswith("_sum")
+            }
+            cnts = {
+                (s.labels["method"], s.labels["route"]): s.value
+                for s in metric.samples
+                if s.name.endswith("_count")
+            }
             for key, n in cnts.items():
                 if n and sums[key] / n > self.slow_route_s:
-                    actions.append(ImprovementAction(
-                        target=f"{key[0]} {key[1]}",
-                        problem=f"mean latency {sums[key] / n:.2f}s over {n:.0f} requests",
-                        suggestion="profile the route; cache or batch its downstream calls",
-                        priority="medium",
-                    ))
+                    actions.append(
+                        ImprovementAction(
+                            target=f"{key[0]} {key[1]}",
+                            problem=f"mean latency {sums[key] / n:.2f}s over {n:.0f} requests",
+                            suggestion="profile the route; cache or batch its downstream calls",
+                            priority="medium",
+                        )
+                    )
         for fb in self.feedback:
-            actions.append(ImprovementAction(
-                target=fb.context.get("route", fb.kind), problem=fb.message,
-                suggestion=f"review {fb.kind} feedback from {fb.source}", priority=fb.severity,
-            ))
+            actions.append(
+                ImprovementAction(
+                    target=fb.context.get("route", fb.kind),
+                    problem=fb.message,
+                    suggestion=f"review {fb.kind} feedback from {fb.source}",
+                    priority=fb.severity,
+                )
+            )
         return ImprovementPlan(
-            slice=ctx.name, generated_at=datetime.now(UTC), actions=actions,
+            slice=ctx.name,
+            generated_at=datetime.now(UTC),
+            actions=actions,
             based_on={"requests": ctx.metrics.requests_total, "feedback": len(self.feedback)},
         )

@@ -29,7 +29,8 @@ def free_port() -> int:
 def settings_for_tests(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings whose data and logs live under ``tmp_path``, with a known internal token."""
     base: dict[str, Any] = {
-        "data_dir": tmp_path / "data", "log_dir": tmp_path / "logs",
+        "data_dir": tmp_path / "data",
+        "log_dir": tmp_path / "logs",
         "internal_token": TEST_TOKEN,
     }
     base.update(overrides)
@@ -40,8 +41,9 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> Settings:
 def serve_app(app: FastAPI, port: int | None = None) -> Iterator[str]:
     """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                            access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

@@ -12,12 +12,16 @@ class ProvidersClient(SliceClient):
     service = "providers"
 
     async def chat_completions(
-        self, payload: dict[str, Any], *, session_id: str | None = None,
+        self,
+        payload: dict[str, Any],
+        *,
+        session_id: str | None = None,
         api_key_id: str | None = None,
     ) -> dict[str, Any]:
         """An OpenAI-shaped completion; never retried (it costs money)."""
-        headers = {k: v for k, v in ((SESSION_HEADER, session_id),
-                                     (API_KEY_ID_HEADER, api_key_id)) if v}
+        headers = {
+            k: v for k, v in ((SESSION_HEADER, session_id), (API_KEY_ID_HEADER, api_key_id)) if v
+        }
         body: dict[str, Any] = await self.request(
             "POST", "/v1/chat/completions", json_body=payload, headers=headers
         )

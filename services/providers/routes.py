@@ -36,8 +36,13 @@ async def create_chat_completion(
     """OpenAI-compatible chat completion through OpenRouter (or the simulator)."""
     ctx = deps.ctx
     result = await service.complete(
-        client=deps.llm, db=ctx.db, request=body, caller=caller, session_id=session_id,
-        api_key_id=api_key_id, max_tokens_cap=ctx.settings.providers.max_tokens_cap,
+        client=deps.llm,
+        db=ctx.db,
+        request=body,
+        caller=caller,
+        session_id=session_id,
+        api_key_id=api_key_id,
+        max_tokens_cap=ctx.settings.providers.max_tokens_cap,
     )
     return JSONResponse(result, headers={"X-Model": str(result.get("model", ""))})
 

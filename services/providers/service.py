@@ -26,13 +26,17 @@ def usage_from_body(body: dict[str, Any], requested: str | None) -> dict[str, An
     cost = usage.get("cost")
     source = "upstream"
     if cost is None:
-        cost, source = (compute_cost(model, prompt, completion), "catalog") if model else (0.0,
-                                                                                          "none")
+        cost, source = (
+            (compute_cost(model, prompt, completion), "catalog") if model else (0.0, "none")
+        )
     return {
-        "model": model, "generation_id": body.get("id"), "prompt_tokens": prompt,
+        "model": model,
+        "generation_id": body.get("id"),
+        "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": int(usage.get("total_tokens") or prompt + completion),
-        "cost_usd": float(cost), "cost_source": source,
+        "cost_usd": float(cost),
+        "cost_source": source,
     }
 
 
@@ -50,19 +54,31 @@ def list_usage(
     """Ledger rows, newest first, with the count and totals of everything matching."""
     where = [] if session_id is None else [UsageRecord.session_id == session_id]
     count, cost, tokens = session.exec(
-        select(func.count(), func.coalesce(func.sum(UsageRecord.cost_usd), 0.0),
-               func.coalesce(func.sum(UsageRecord.total_tokens), 0)).where(*where)
+        select(
+            func.count(),
+            func.coalesce(func.sum(UsageRecord.cost_usd), 0.0),
+            func.coalesce(func.sum(UsageRecord.total_tokens), 0),
+        ).where(*where)
     ).one()
     rows = session.exec(
-        select(UsageRecord).where(*where).order_by(col(UsageRecord.id).desc())
-        .offset(offset).limit(limit)
+        select(UsageRecord)
+        .where(*where)
+        .order_by(col(UsageRecord.id).desc())
+        .offset(offset)
+        .limit(limit)
     ).all()
     return [UsagePublic.model_validate(r, from_attributes=True) for r in rows], count, cost, tokens
 
 
 async def complete(
-    *, client: OpenRouterClient, db: SliceDatabase, request: ChatCompletionRequest,
-    caller: str | None, session_id: str | None, api_key_id: str | None, max_tokens_cap: int,
+    *,
+    client: OpenRouterClient,
+    db: SliceDatabase,
+    request: ChatCompletionRequest,
+    caller: str | None,
+    session_id: str | None,
+    api_key_id: str | None,
+    max_tokens_cap: int,
 ) -> dict[str, Any]:
     """Forward a chat completion upstream and record it in the ledger, failed or not."""
     if request.stream:
@@ -70,22 +86,30 @@ async def complete(
     if request.max_tokens is not None and request.max_tokens > max_tokens_cap:
         raise BadRequest(f"max_tokens {request.max_tokens} is above the limit {max_tokens_cap}")
     payload = request.model_dump(exclude_none=True, exclude={"stream"})
-    base = {"request_id": request_id_var.get(), "caller": caller, "session_id": session_id,
-            "api_key_id": api_key_id, "requested_model": request.model}
+    base = {
+        "request_id": request_id_var.get(),
+        "caller": caller,
+        "session_id": session_id,
+        "api_key_id": api_key_id,
+        "requested_model": request.model,
+    }
     started = time.perf_counter()
     try:
         result = await client.chat_completions(payload)
     except OpenRouterError as exc:
-        latency = (time.perf_counter() - started) * 1000
-        await db.run(lambda s: record_usage(
-            session=s, **base, latency_ms=latency, outcome=type(exc).__name__,
-            error=str(exc.message)[:500],
-        ))
+        failure = {
+            "latency_ms": (time.perf_counter() - started) * 1000,
+            "outcome": type(exc).__name__,
+            "error": str(exc.message)[:500],
+        }
+        await db.run(lambda s: record_usage(session=s, **base, **failure))
         raise slice_error_from(exc) from exc
     fields = usage_from_body(result.body, request.model)
-    await db.run(lambda s: record_usage(
-        session=s, **base, **fields, latency_ms=result.latency_s * 1000, outcome="ok"
-    ))
+    await db.run(
+        lambda s: record_usage(
+            session=s, **base, **fields, latency_ms=result.latency_s * 1000, outcome="ok"
+        )
+    )
     return result.body
 
 

@@ -29,23 +29,32 @@ class ProvidersSlice(AtomicSlice):
         s = ctx.settings
         key = s.openrouter.api_key
         llm = OpenRouterClient(
-            base_url=s.llm_base_url, api_key=key.get_secret_value() if key else None,
-            app_url=s.openrouter.app_url, app_title=s.openrouter.app_title,
-            timeout_s=s.providers.upstream_timeout_s, session=ctx.pool.session,
+            base_url=s.llm_base_url,
+            api_key=key.get_secret_value() if key else None,
+            app_url=s.openrouter.app_url,
+            app_title=s.openrouter.app_title,
+            timeout_s=s.providers.upstream_timeout_s,
+            session=ctx.pool.session,
         )
         self.deps = ProvidersDeps(ctx=ctx, llm=llm)
 
     async def status_details(self) -> dict[str, Any]:
         def totals(s: Session) -> dict[str, Any]:
             calls, cost, tokens = s.exec(
-                select(func.count(), func.coalesce(func.sum(UsageRecord.cost_usd), 0.0),
-                       func.coalesce(func.sum(UsageRecord.total_tokens), 0))
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(UsageRecord.cost_usd), 0.0),
+                    func.coalesce(func.sum(UsageRecord.total_tokens), 0),
+                )
             ).one()
             return {"calls": calls, "cost_usd": round(cost, 6), "tokens": tokens}
 
         figures = await self.context.db.run(totals)
-        return {"llm_mode": self.context.settings.llm_mode,
-                "upstream": self.context.settings.llm_base_url, **figures}
+        return {
+            "llm_mode": self.context.settings.llm_mode,
+            "upstream": self.context.settings.llm_base_url,
+            **figures,
+        }
 
 
 def create_slice() -> ProvidersSlice:

@@ -24,14 +24,17 @@ class SessionClient(SliceClient):
     async def history(self, session_id: str, *, tail: int) -> MessagesPublic:
         """The last ``tail`` messages of a session, oldest first."""
         return await self.get_model(
-            MessagesPublic, f"/v1/sessions/{session_id}/messages",
+            MessagesPublic,
+            f"/v1/sessions/{session_id}/messages",
             params={"tail": tail, "limit": tail},
         )
 
-    async def list_messages(self, session_id: str, *, after_seq: int = 0,
-                            limit: int = 100) -> MessagesPublic:
+    async def list_messages(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> MessagesPublic:
         return await self.get_model(
-            MessagesPublic, f"/v1/sessions/{session_id}/messages",
+            MessagesPublic,
+            f"/v1/sessions/{session_id}/messages",
             params={"after_seq": after_seq, "limit": limit},
         )
 

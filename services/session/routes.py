@@ -50,14 +50,17 @@ def read_session(session_id: SessionId, db: DbSessionDep) -> SessionPublic:
     return service.get_session(session=db, session_id=session_id)
 
 
-@router.post("/{session_id}/messages", status_code=201,
-             responses=error_responses(NotFound, PayloadTooLarge))
+@router.post(
+    "/{session_id}/messages", status_code=201, responses=error_responses(NotFound, PayloadTooLarge)
+)
 def append_messages(
     session_id: SessionId, body: MessagesAppend, db: DbSessionDep, settings: SettingsDep
 ) -> MessagesPublic:
     """Append one or more messages, atomically and in order."""
     rows = service.append_messages(
-        session=db, session_id=session_id, messages=body.messages,
+        session=db,
+        session_id=session_id,
+        messages=body.messages,
         max_chars=settings.max_message_chars,
     )
     return MessagesPublic(data=rows, count=rows[-1].seq)
@@ -73,7 +76,10 @@ def read_messages(
     tail: Annotated[int | None, Query(ge=1, description="Only the last N messages")] = None,
 ) -> MessagesPublic:
     data, count = service.list_messages(
-        session=db, session_id=session_id, after_seq=after_seq,
-        limit=min(limit, settings.max_page_size), tail=tail,
+        session=db,
+        session_id=session_id,
+        after_seq=after_seq,
+        limit=min(limit, settings.max_page_size),
+        tail=tail,
     )
     return MessagesPublic(data=data, count=count)

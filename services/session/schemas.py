@@ -13,8 +13,11 @@ MAX_APPEND = 100
 
 
 class SessionCreate(BaseModel):
-    id: str | None = Field(None, pattern=SESSION_ID_PATTERN,
-                           description="Choose the id; a random one is made if omitted")
+    id: str | None = Field(
+        None,
+        pattern=SESSION_ID_PATTERN,
+        description="Choose the id; a random one is made if omitted",
+    )
     title: str | None = Field(None, max_length=200)
     channel: str = Field("rest", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Where it lives")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form, small")
@@ -62,8 +65,9 @@ class MessageCreate(BaseModel):
 
 
 class MessagesAppend(BaseModel):
-    messages: list[MessageCreate] = Field(min_length=1, max_length=MAX_APPEND,
-                                          description="Stored in this order, atomically")
+    messages: list[MessageCreate] = Field(
+        min_length=1, max_length=MAX_APPEND, description="Stored in this order, atomically"
+    )
 
 
 class MessagePublic(BaseModel):

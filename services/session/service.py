@@ -21,8 +21,13 @@ from services.session.schemas import (
 
 def _public(row: ChatSession) -> SessionPublic:
     return SessionPublic(
-        id=row.id, title=row.title, channel=row.channel, created_at=row.created_at,
-        last_active_at=row.last_active_at, message_count=row.message_count, metadata=row.meta,
+        id=row.id,
+        title=row.title,
+        channel=row.channel,
+        created_at=row.created_at,
+        last_active_at=row.last_active_at,
+        message_count=row.message_count,
+        metadata=row.meta,
     )
 
 
@@ -32,8 +37,14 @@ def create_session(*, session: Session, data: SessionCreate) -> SessionPublic:
     sid = data.id or uuid.uuid4().hex
     if data.id and session.get(ChatSession, sid) is not None:
         raise Conflict(f"session {sid!r} already exists")
-    row = ChatSession(id=sid, title=data.title, channel=data.channel, created_at=now,
-                      last_active_at=now, meta=data.metadata)
+    row = ChatSession(
+        id=sid,
+        title=data.title,
+        channel=data.channel,
+        created_at=now,
+        last_active_at=now,
+        meta=data.metadata,
+    )
     session.add(row)
     try:
         session.flush()
@@ -54,8 +65,10 @@ def list_sessions(*, session: Session, limit: int, offset: int) -> tuple[list[Se
     """Sessions, most recently active first, and how many there are."""
     total = session.exec(select(func.count()).select_from(ChatSession)).one()
     rows = session.exec(
-        select(ChatSession).order_by(col(ChatSession.last_active_at).desc())
-        .offset(offset).limit(limit)
+        select(ChatSession)
+        .order_by(col(ChatSession.last_active_at).desc())
+        .offset(offset)
+        .limit(limit)
     ).all()
     return [_public(r) for r in rows], total
 
@@ -71,7 +84,8 @@ def append_messages(
     # Claim the sequence numbers with one UPDATE first: it takes the write lock before any
     # read, so concurrent appends to one session serialise instead of colliding.
     new_count = session.execute(
-        update(ChatSession).where(col(ChatSession.id) == session_id)
+        update(ChatSession)
+        .where(col(ChatSession.id) == session_id)
         .values(message_count=col(ChatSession.message_count) + len(messages), last_active_at=now)
         .returning(col(ChatSession.message_count))
     ).scalar_one_or_none()
@@ -80,7 +94,11 @@ def append_messages(
     first_seq = new_count - len(messages) + 1
     rows = [
         Message(
-            session_id=session_id, seq=first_seq + i, role=m.role, content=m.content, name=m.name,
+            session_id=session_id,
+            seq=first_seq + i,
+            role=m.role,
+            content=m.content,
+            name=m.name,
             tool_call_id=m.tool_call_id,
             tool_calls=[c.model_dump() for c in m.tool_calls] if m.tool_calls else None,
             created_at=now,
@@ -104,4 +122,5 @@ def list_messages(
         query = query.where(Message.seq > owner.message_count - tail)
     query = query.where(Message.seq > after_seq).order_by(col(Message.seq)).limit(limit)
     rows = session.exec(query).all()
-    return [MessagePublic.model_validate(r, from_attributes=True) for r in rows], owner.message_count
+    data = [MessagePublic.model_validate(r, from_attributes=True) for r in rows]
+    return data, owner.message_count

@@ -20,18 +20,30 @@ def test_fleet_status_reports_every_service(fleet: RunningFleet) -> None:
     with fleet.master as c:
         body = c.get("/v1/fleet/status").json()
     assert body["ok"] is True
-    assert set(body["services"]) == {"master_core", "agent_core", "tools", "memory",
-                                     "communication", "session", "providers", "skills",
-                                     "event_bus"}
+    assert set(body["services"]) == {
+        "master_core",
+        "agent_core",
+        "tools",
+        "memory",
+        "communication",
+        "session",
+        "providers",
+        "skills",
+        "event_bus",
+    }
     assert body["services"]["providers"]["status"]["details"]["llm_mode"].startswith(
-        "OpenRouter simulator")
+        "OpenRouter simulator"
+    )
     assert body["services"]["tools"]["status"]["healthy"] is True
 
 
 def test_chat_turn_stores_history_and_records_usage(fleet: RunningFleet) -> None:
     with fleet.master as c:
-        first = c.post("/v1/chat", json={"message": "What is RefactorBot?"},
-                       headers={"X-Request-ID": "itest-turn-1"})
+        first = c.post(
+            "/v1/chat",
+            json={"message": "What is RefactorBot?"},
+            headers={"X-Request-ID": "itest-turn-1"},
+        )
         assert first.status_code == 200, first.text
         turn = first.json()
         sid = turn["session_id"]
@@ -47,7 +59,11 @@ def test_chat_turn_stores_history_and_records_usage(fleet: RunningFleet) -> None
 
         history = c.get(f"/v1/sessions/{sid}/messages").json()
     assert [(m["role"], m["seq"]) for m in history["data"]] == [
-        ("user", 1), ("assistant", 2), ("user", 3), ("assistant", 4)]
+        ("user", 1),
+        ("assistant", 2),
+        ("user", 3),
+        ("assistant", 4),
+    ]
     assert history["data"][1]["content"] == turn["reply"]
 
     with fleet.internal("providers") as p:
@@ -56,7 +72,8 @@ def test_chat_turn_stores_history_and_records_usage(fleet: RunningFleet) -> None
     assert {r["outcome"] for r in usage["data"]} == {"ok"}
     assert usage["data"][-1]["generation_id"].startswith("gen-")
     assert usage["total_cost_usd"] == pytest.approx(
-        turn["usage"]["cost_usd"] + second["usage"]["cost_usd"])
+        turn["usage"]["cost_usd"] + second["usage"]["cost_usd"]
+    )
     with fleet.internal("agent_core") as a:
         turns = a.get("/v1/turns", params={"session_id": sid}).json()
     assert turns["count"] == 2
@@ -72,8 +89,11 @@ def test_history_survives_sigkill_of_the_session_service(fleet: RunningFleet) ->
         old_pid = fleet.pid("session")
         os.kill(old_pid, signal.SIGKILL)
         wait_until(lambda: fleet.pid("session") != old_pid, 30, "the session restart")
-        wait_until(lambda: httpx.get(fleet.url("session") + "/ready").status_code == 200, 60,
-                   "the restarted session service")
+        wait_until(
+            lambda: httpx.get(fleet.url("session") + "/ready").status_code == 200,
+            60,
+            "the restarted session service",
+        )
         history = c.get(f"/v1/sessions/{sid}/messages").json()
         assert history["data"][0]["content"] == "remember this"
         again = c.post("/v1/chat", json={"session_id": sid, "message": "still there?"})
@@ -87,13 +107,15 @@ def test_bad_requests_get_clear_4xx(fleet: RunningFleet) -> None:
     url = fleet.url("master_core")
     no_key = httpx.post(f"{url}/v1/chat", json={"message": "hi"})
     assert no_key.status_code == 401 and "Bearer" in no_key.json()["error"]["message"]
-    bad_key = httpx.post(f"{url}/v1/chat", json={"message": "hi"},
-                         headers={"Authorization": "Bearer rb_wrong"})
+    bad_key = httpx.post(
+        f"{url}/v1/chat", json={"message": "hi"}, headers={"Authorization": "Bearer rb_wrong"}
+    )
     assert bad_key.status_code == 401
     assert bad_key.json()["error"]["message"] == "invalid or revoked API key"
     with fleet.master as c:
-        malformed = c.post("/v1/chat", content=b"{oops", headers={"Content-Type":
-                                                                  "application/json"})
+        malformed = c.post(
+            "/v1/chat", content=b"{oops", headers={"Content-Type": "application/json"}
+        )
         assert malformed.status_code == 422
         missing = c.post("/v1/chat", json={"msg": "hi"})
         assert missing.status_code == 422 and "body.message" in missing.json()["error"]["message"]
@@ -112,19 +134,31 @@ def test_admin_makes_keys_that_work_and_cannot_make_more(fleet: RunningFleet) ->
         key = made.json()["key"]
     alice = {"Authorization": f"Bearer {key}"}
     url = fleet.url("master_core")
-    assert httpx.post(f"{url}/v1/chat", json={"message": "hi"}, headers=alice,
-                      timeout=30).status_code == 200
+    assert (
+        httpx.post(f"{url}/v1/chat", json={"message": "hi"}, headers=alice, timeout=30).status_code
+        == 200
+    )
     assert httpx.post(f"{url}/v1/keys", json={"name": "x"}, headers=alice).status_code == 403
 
 
 def test_cli_status_and_chat_talk_to_the_fleet(fleet: RunningFleet) -> None:
     env = {**fleet.env, "REFACTORBOT_API_KEY": ADMIN_KEY}
-    status = subprocess.run([sys.executable, "-m", "refactorbot", "status"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "refactorbot", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     assert "master_core" in status.stdout and "providers" in status.stdout
-    chat = subprocess.run([sys.executable, "-m", "refactorbot", "chat", "hello from the CLI"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    chat = subprocess.run(
+        [sys.executable, "-m", "refactorbot", "chat", "hello from the CLI"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert chat.returncode == 0, chat.stderr
     assert "You said: hello from the CLI" in chat.stdout
     assert "--session" in chat.stderr

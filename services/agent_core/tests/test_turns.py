@@ -32,16 +32,22 @@ class Trio:
 def start_trio(tmp_path: Path, **agent_settings: object) -> tuple[ExitStack, Trio]:
     ports = {n: free_port() for n in ("agent_core", "session", "providers", "sim")}
     settings = settings_for_tests(
-        tmp_path, simulator={"port": ports["sim"]},
+        tmp_path,
+        simulator={"port": ports["sim"]},
         agent_core={"port": ports["agent_core"], **agent_settings},
-        session={"port": ports["session"]}, providers={"port": ports["providers"]},
+        session={"port": ports["session"]},
+        providers={"port": ports["providers"]},
     )
     stack = ExitStack()
     stack.enter_context(serve_app(create_simulator_app(), port=ports["sim"]))
-    urls = {name: stack.enter_context(serve_app(create_app(factory(), settings),
-                                                port=ports[name]))
-            for name, factory in (("session", session_slice), ("providers", providers_slice),
-                                  ("agent_core", agent_slice))}
+    urls = {
+        name: stack.enter_context(serve_app(create_app(factory(), settings), port=ports[name]))
+        for name, factory in (
+            ("session", session_slice),
+            ("providers", providers_slice),
+            ("agent_core", agent_slice),
+        )
+    }
     return stack, Trio(urls["agent_core"], urls["session"], urls["providers"])
 
 
@@ -59,8 +65,10 @@ def test_turn_creates_session_stores_exchange_and_records_itself(trio: Trio) -> 
     assert "You said: Hi there" in turn["reply"]
     sid = turn["session_id"]
     msgs = httpx.get(f"{trio.session}/v1/sessions/{sid}/messages", headers=H).json()["data"]
-    assert [(m["role"], m["content"]) for m in msgs] == [("user", "Hi there"),
-                                                         ("assistant", turn["reply"])]
+    assert [(m["role"], m["content"]) for m in msgs] == [
+        ("user", "Hi there"),
+        ("assistant", turn["reply"]),
+    ]
     recorded = httpx.get(f"{trio.agent}/v1/turns", headers=H).json()
     assert recorded["count"] == 1 and recorded["data"][0]["outcome"] == "ok"
     assert recorded["data"][0]["cost_usd"] == pytest.approx(turn["usage"]["cost_usd"])
@@ -68,8 +76,12 @@ def test_turn_creates_session_stores_exchange_and_records_itself(trio: Trio) -> 
 
 
 def test_unknown_session_is_404_and_nothing_is_spent(trio: Trio) -> None:
-    r = httpx.post(f"{trio.agent}/v1/turns", json={"session_id": "ghost", "message": "hi"},
-                   headers=H, timeout=10)
+    r = httpx.post(
+        f"{trio.agent}/v1/turns",
+        json={"session_id": "ghost", "message": "hi"},
+        headers=H,
+        timeout=10,
+    )
     assert r.status_code == 404 and "ghost" in r.json()["error"]["message"]
     assert httpx.get(f"{trio.providers}/v1/usage", headers=H).json()["count"] == 0
 
@@ -78,11 +90,11 @@ def test_llm_failure_fails_the_turn_and_stores_nothing(tmp_path: Path) -> None:
     stack, t = start_trio(tmp_path, model="nope/unknown")
     with stack:
         sid = httpx.post(f"{t.session}/v1/sessions", json={}, headers=H).json()["id"]
-        r = httpx.post(f"{t.agent}/v1/turns", json={"session_id": sid, "message": "hi"},
-                       headers=H, timeout=10)
+        r = httpx.post(
+            f"{t.agent}/v1/turns", json={"session_id": sid, "message": "hi"}, headers=H, timeout=10
+        )
         assert r.status_code == 404 and "nope/unknown" in r.json()["error"]["message"]
-        assert httpx.get(f"{t.session}/v1/sessions/{sid}", headers=H).json()[
-            "message_count"] == 0
+        assert httpx.get(f"{t.session}/v1/sessions/{sid}", headers=H).json()["message_count"] == 0
         row = httpx.get(f"{t.agent}/v1/turns", headers=H).json()["data"][0]
         assert row["outcome"] == "upstream_404" and "nope/unknown" in row["error"]
 
@@ -90,17 +102,23 @@ def test_llm_failure_fails_the_turn_and_stores_nothing(tmp_path: Path) -> None:
 def test_history_is_trimmed_to_the_configured_length(tmp_path: Path) -> None:
     stack, t = start_trio(tmp_path, max_history_messages=2, max_message_chars=50)
     with stack:
-        first = httpx.post(f"{t.agent}/v1/turns", json={"message": "one"}, headers=H,
-                           timeout=10).json()
+        first = httpx.post(
+            f"{t.agent}/v1/turns", json={"message": "one"}, headers=H, timeout=10
+        ).json()
         sid = first["session_id"]
         for text in ("two", "six", "ten"):  # same length: same prompt size if trimmed
-            httpx.post(f"{t.agent}/v1/turns", json={"session_id": sid, "message": text},
-                       headers=H, timeout=10)
+            httpx.post(
+                f"{t.agent}/v1/turns",
+                json={"session_id": sid, "message": text},
+                headers=H,
+                timeout=10,
+            )
         rows = httpx.get(f"{t.agent}/v1/turns", headers=H).json()["data"]
         assert sorted(r["history_messages"] for r in rows) == [0, 2, 2, 2]
         assert len({r["prompt_tokens"] for r in rows[:2]}) == 1  # a window, not a growing log
-        too_long = httpx.post(f"{t.agent}/v1/turns", json={"session_id": sid,
-                                                           "message": "x" * 51}, headers=H)
+        too_long = httpx.post(
+            f"{t.agent}/v1/turns", json={"session_id": sid, "message": "x" * 51}, headers=H
+        )
         assert too_long.status_code == 413
 
 
@@ -110,13 +128,22 @@ def test_build_messages_order() -> None:
     now = datetime.now(UTC)
     history = [
         MessagePublic(id=1, session_id="s", seq=1, role="user", content="q", created_at=now),
-        MessagePublic(id=2, session_id="s", seq=2, role="assistant", content=None, created_at=now,
-                      tool_calls=[{"id": "c", "type": "function", "function": {"name": "f"}}]),
-        MessagePublic(id=3, session_id="s", seq=3, role="tool", content="r", tool_call_id="c",
-                      created_at=now),
+        MessagePublic(
+            id=2,
+            session_id="s",
+            seq=2,
+            role="assistant",
+            content=None,
+            created_at=now,
+            tool_calls=[{"id": "c", "type": "function", "function": {"name": "f"}}],
+        ),
+        MessagePublic(
+            id=3, session_id="s", seq=3, role="tool", content="r", tool_call_id="c", created_at=now
+        ),
     ]
     msgs = build_messages(system_prompt="sys", history=history, user_message="next")
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "user"]
     assert msgs[2]["tool_calls"][0]["id"] == "c" and msgs[3]["tool_call_id"] == "c"
     assert build_messages(system_prompt="", history=[], user_message="x") == [
-        {"role": "user", "content": "x"}]
+        {"role": "user", "content": "x"}
+    ]

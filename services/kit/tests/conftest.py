@@ -37,8 +37,12 @@ def demo_router() -> APIRouter:
         x_deadline_ms: Annotated[str | None, Header(alias=DEADLINE_HEADER)] = None,
         x_caller: Annotated[str | None, Header()] = None,
     ) -> dict[str, str | float | None]:
-        return {"request_id": x_request_id, "deadline_ms": x_deadline_ms, "caller": x_caller,
-                "remaining_s": remaining_s()}
+        return {
+            "request_id": x_request_id,
+            "deadline_ms": x_deadline_ms,
+            "caller": x_caller,
+            "remaining_s": remaining_s(),
+        }
 
     @router.get("/flaky")
     async def flaky(fail: int) -> dict[str, int]:

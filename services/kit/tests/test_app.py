@@ -40,8 +40,10 @@ def test_request_id_is_echoed_or_made(demo: str) -> None:
 
 
 def test_request_id_and_deadline_flow_to_downstream_calls(demo: str) -> None:
-    r = httpx.get(f"{demo}/v1/demo/relay",
-                  headers={**AUTH, "X-Request-ID": "trace-me", "X-Deadline-Ms": "5000"})
+    r = httpx.get(
+        f"{demo}/v1/demo/relay",
+        headers={**AUTH, "X-Request-ID": "trace-me", "X-Deadline-Ms": "5000"},
+    )
     body = r.json()
     assert body["request_id"] == "trace-me"
     assert body["caller"] == "tools"
@@ -53,8 +55,9 @@ def test_internal_routes_need_the_token(demo: str) -> None:
     r = httpx.post(f"{demo}/v1/demo/echo", json={"text": "hi"})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthorized"
-    wrong = httpx.post(f"{demo}/v1/demo/echo", json={"text": "hi"},
-                       headers={"X-Internal-Token": "nope"})
+    wrong = httpx.post(
+        f"{demo}/v1/demo/echo", json={"text": "hi"}, headers={"X-Internal-Token": "nope"}
+    )
     assert wrong.status_code == 401
 
 
@@ -65,8 +68,11 @@ def test_validation_error_names_the_field(demo: str) -> None:
     assert err["code"] == "validation_error"
     assert err["details"][0]["field"] == "body.text"
     assert "body.text" in err["message"]
-    bad_json = httpx.post(f"{demo}/v1/demo/echo", content=b"{not json",
-                          headers={**AUTH, "Content-Type": "application/json"})
+    bad_json = httpx.post(
+        f"{demo}/v1/demo/echo",
+        content=b"{not json",
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
     assert bad_json.status_code == 422
 
 
@@ -88,8 +94,9 @@ def test_unknown_route_and_method(demo: str) -> None:
 
 def test_body_over_the_quota_is_413(demo: str) -> None:
     big = json.dumps({"text": "x" * 2_000_000})  # tools' default quota is 1 MiB
-    r = httpx.post(f"{demo}/v1/demo/echo", content=big,
-                   headers={**AUTH, "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{demo}/v1/demo/echo", content=big, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
 
@@ -104,8 +111,11 @@ def test_body_over_the_quota_is_413(demo: str) -> None:
 def test_improvement_plan_reflects_errors_and_feedback(demo: str) -> None:
     for _ in range(3):
         httpx.get(f"{demo}/v1/demo/boom", headers=AUTH)
-    fb = httpx.post(f"{demo}/improvement/feedback", headers=AUTH,
-                    json={"source": "test", "kind": "quality", "message": "answers too long"})
+    fb = httpx.post(
+        f"{demo}/improvement/feedback",
+        headers=AUTH,
+        json={"source": "test", "kind": "quality", "message": "answers too long"},
+    )
     assert fb.status_code == 202
     plan = httpx.get(f"{demo}/improvement/plan", headers=AUTH).json()
     targets = {a["target"]: a for a in plan["actions"]}

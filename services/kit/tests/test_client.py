@@ -36,8 +36,9 @@ async def test_post_is_not_retried(demo: str, pool: ClientPool) -> None:
     assert await client.request("GET", "/v1/demo/flaky", params={"fail": 0}) == {"calls": 2}
 
 
-async def test_caller_errors_pass_through_with_status_and_message(demo: str,
-                                                                  pool: ClientPool) -> None:
+async def test_caller_errors_pass_through_with_status_and_message(
+    demo: str, pool: ClientPool
+) -> None:
     client = SliceClient(pool, demo)
     with pytest.raises(SliceError) as info:
         await client.request("GET", "/v1/demo/missing")
@@ -53,9 +54,9 @@ async def test_unreachable_service_is_503(pool: ClientPool) -> None:
 
 
 async def test_exhausted_deadline_fails_fast(demo: str, pool: ClientPool) -> None:
-    from services.kit.context import deadline_var
-
     import time
+
+    from services.kit.context import deadline_var
 
     token = deadline_var.set(time.monotonic() - 1)
     try:

@@ -24,24 +24,27 @@ def simulator() -> Iterator[str]:
 
 
 def providers_app(tmp_path: Path, upstream: str, **overrides: object):
-    settings = settings_for_tests(tmp_path, simulator={"port": int(upstream.split(":")[2]
-                                                                   .split("/")[0])},
-                                  **overrides)
+    settings = settings_for_tests(
+        tmp_path, simulator={"port": int(upstream.split(":")[2].split("/")[0])}, **overrides
+    )
     return create_app(create_slice(), settings)
 
 
 @pytest.fixture
 def providers(tmp_path: Path, simulator: str) -> Iterator[httpx.Client]:
-    with serve_app(providers_app(tmp_path, simulator)) as url, httpx.Client(
-        base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=10
-    ) as client:
+    with (
+        serve_app(providers_app(tmp_path, simulator)) as url,
+        httpx.Client(base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=10) as client,
+    ):
         yield client
 
 
 def test_completion_is_forwarded_and_recorded(providers: httpx.Client) -> None:
-    r = providers.post("/v1/chat/completions", json=HELLO,
-                       headers={"X-Session-ID": "s1", "X-Caller": "agent_core",
-                                "X-Request-ID": "req-1"})
+    r = providers.post(
+        "/v1/chat/completions",
+        json=HELLO,
+        headers={"X-Session-ID": "s1", "X-Caller": "agent_core", "X-Request-ID": "req-1"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["id"].startswith("gen-") and r.headers["x-model"] == "openai/gpt-4o-mini"
@@ -66,14 +69,16 @@ def test_upstream_errors_keep_their_meaning_and_are_recorded(providers: httpx.Cl
     assert row["outcome"] == "NotFoundError" and row["requested_model"] == "nope/unknown"
 
 
-@pytest.mark.parametrize(("body", "status", "text"), [
-    ({**HELLO, "stream": True}, 400, "stream=true is not supported yet"),
-    ({**HELLO, "max_tokens": 10**9}, 400, "above the limit"),
-    ({"model": "x", "messages": []}, 422, "body.messages"),
-    ({"messages": [{"role": "robot", "content": "x"}]}, 422, "body.messages.0.role"),
-])
-def test_bad_requests_are_4xx_and_cost_nothing(providers: httpx.Client, body, status,
-                                              text) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [
+        ({**HELLO, "stream": True}, 400, "stream=true is not supported yet"),
+        ({**HELLO, "max_tokens": 10**9}, 400, "above the limit"),
+        ({"model": "x", "messages": []}, 422, "body.messages"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, 422, "body.messages.0.role"),
+    ],
+)
+def test_bad_requests_are_4xx_and_cost_nothing(providers: httpx.Client, body, status, text) -> None:
     r = providers.post("/v1/chat/completions", json=body)
     assert r.status_code == status and text in r.text
     assert providers.get("/v1/usage").json()["count"] == 0
@@ -93,11 +98,14 @@ async def test_cost_falls_back_to_catalog_prices(tmp_path: Path) -> None:
     """An OpenAI-compatible upstream that reports no cost: priced from the catalog."""
 
     async def answer(_: web.Request) -> web.Response:
-        return web.json_response({
-            "id": "chatcmpl-1", "model": "openai/gpt-4o",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
-        })
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "model": "openai/gpt-4o",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+                "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
+            }
+        )
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", answer)
@@ -107,7 +115,8 @@ async def test_cost_falls_back_to_catalog_prices(tmp_path: Path) -> None:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         settings = settings_for_tests(
-            tmp_path, openrouter={"api_key": "local", "base_url": f"http://127.0.0.1:{port}/v1"})
+            tmp_path, openrouter={"api_key": "local", "base_url": f"http://127.0.0.1:{port}/v1"}
+        )
         with serve_app(create_app(create_slice(), settings)) as url:
             h = {"X-Internal-Token": TEST_TOKEN}
             async with httpx.AsyncClient() as c:

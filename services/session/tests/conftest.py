@@ -15,9 +15,10 @@ from services.session.slice import create_slice
 def session_api(tmp_path: Path) -> Iterator[httpx.Client]:
     """The session slice on a real port with a fresh SQLite file."""
     app = create_app(create_slice(), settings_for_tests(tmp_path))
-    with serve_app(app) as url, httpx.Client(
-        base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=10
-    ) as client:
+    with (
+        serve_app(app) as url,
+        httpx.Client(base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=10) as client,
+    ):
         yield client
 
 

@@ -34,9 +34,17 @@ def test_append_and_read_every_role_in_order(session_api: httpx.Client) -> None:
     msgs = [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "rain"},
         {"role": "assistant", "content": "It rains in Oslo."},
     ]
@@ -45,14 +53,20 @@ def test_append_and_read_every_role_in_order(session_api: httpx.Client) -> None:
     assert [m["seq"] for m in r.json()["data"]] == [1, 2, 3, 4, 5]
     history = session_api.get(f"/v1/sessions/{sid}/messages").json()
     assert history["count"] == 5
-    assert [m["role"] for m in history["data"]] == ["system", "user", "assistant", "tool",
-                                                    "assistant"]
+    assert [m["role"] for m in history["data"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     assert history["data"][2]["tool_calls"][0]["function"]["name"] == "weather"
     assert history["data"][3]["tool_call_id"] == "call_1"
     tail = session_api.get(f"/v1/sessions/{sid}/messages", params={"tail": 2}).json()
     assert [m["seq"] for m in tail["data"]] == [4, 5]
-    page = session_api.get(f"/v1/sessions/{sid}/messages",
-                           params={"after_seq": 1, "limit": 2}).json()
+    page = session_api.get(
+        f"/v1/sessions/{sid}/messages", params={"after_seq": 1, "limit": 2}
+    ).json()
     assert [m["seq"] for m in page["data"]] == [2, 3]
     assert session_api.get(f"/v1/sessions/{sid}").json()["message_count"] == 5
 
@@ -79,8 +93,9 @@ def test_bad_input_is_4xx_naming_the_problem(session_api: httpx.Client) -> None:
 def test_unknown_session_is_404(session_api: httpx.Client) -> None:
     r = session_api.get("/v1/sessions/nope/messages")
     assert r.status_code == 404 and r.json()["error"]["message"] == "session 'nope' not found"
-    r = session_api.post("/v1/sessions/nope/messages",
-                         json={"messages": [{"role": "user", "content": "hi"}]})
+    r = session_api.post(
+        "/v1/sessions/nope/messages", json={"messages": [{"role": "user", "content": "hi"}]}
+    )
     assert r.status_code == 404
 
 
@@ -89,8 +104,11 @@ def test_oversized_message_is_413(tmp_path: Path) -> None:
     with serve_app(create_app(create_slice(), settings)) as url:
         h = {"X-Internal-Token": TEST_TOKEN}
         sid = httpx.post(f"{url}/v1/sessions", json={}, headers=h).json()["id"]
-        r = httpx.post(f"{url}/v1/sessions/{sid}/messages", headers=h,
-                       json={"messages": [{"role": "user", "content": "x" * 11}]})
+        r = httpx.post(
+            f"{url}/v1/sessions/{sid}/messages",
+            headers=h,
+            json={"messages": [{"role": "user", "content": "x" * 11}]},
+        )
         assert r.status_code == 413 and "longer than 10" in r.json()["error"]["message"]
 
 
@@ -99,10 +117,16 @@ def test_concurrent_appends_keep_a_gapless_order(session_api: httpx.Client) -> N
     url = str(session_api.base_url)
 
     def append(i: int) -> int:
-        r = httpx.post(f"{url}/v1/sessions/{sid}/messages",
-                       headers={"X-Internal-Token": TEST_TOKEN},
-                       json={"messages": [{"role": "user", "content": f"u{i}"},
-                                          {"role": "assistant", "content": f"a{i}"}]})
+        r = httpx.post(
+            f"{url}/v1/sessions/{sid}/messages",
+            headers={"X-Internal-Token": TEST_TOKEN},
+            json={
+                "messages": [
+                    {"role": "user", "content": f"u{i}"},
+                    {"role": "assistant", "content": f"a{i}"},
+                ]
+            },
+        )
         return r.status_code
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -120,8 +144,11 @@ def test_history_survives_a_restart(tmp_path: Path) -> None:
     h = {"X-Internal-Token": TEST_TOKEN}
     with serve_app(create_app(create_slice(), settings)) as url:
         sid = httpx.post(f"{url}/v1/sessions", json={}, headers=h).json()["id"]
-        httpx.post(f"{url}/v1/sessions/{sid}/messages", headers=h,
-                   json={"messages": [{"role": "user", "content": "remember me"}]})
+        httpx.post(
+            f"{url}/v1/sessions/{sid}/messages",
+            headers=h,
+            json={"messages": [{"role": "user", "content": "remember me"}]},
+        )
     with serve_app(create_app(create_slice(), settings)) as url:
         data = httpx.get(f"{url}/v1/sessions/{sid}/messages", headers=h).json()["data"]
         assert [m["content"] for m in data] == ["remember me"]
