@@ -34,22 +34,37 @@ def _api_key(settings: Settings, given: str | None) -> str:
     path = settings.data_dir / "admin_api_key"
     if path.exists():
         return path.read_text().strip()
-    sys.exit("no API key: pass --api-key, set REFACTORBOT_API_KEY, or start the fleet once "
-             "with `make run` to create data/admin_api_key")
+    sys.exit(
+        "no API key: pass --api-key, set REFACTORBOT_API_KEY, or start the fleet once "
+        "with `make run` to create data/admin_api_key"
+    )
 
 
 class CliError(Exception):
     """A failed request to the fleet: printed to stderr, exit 1."""
 
 
-def call_master(settings: Settings, method: str, path: str, key: str,
-                body: dict[str, Any] | None = None, timeout: float = 180) -> Any:
+def call_master(
+    settings: Settings,
+    method: str,
+    path: str,
+    key: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = 180,
+) -> Any:
     """One JSON request to master_core; CliError with a clear message on any failure."""
     base = settings.master_core.base_url
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers={  # noqa: S310
-        "Authorization": f"Bearer {key}", "Content-Type": "application/json",
-        "Accept": "application/json"})
+    req = urllib.request.Request(  # noqa: S310 - our own master_core URL
+        base + path,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our own URL
             return json.loads(resp.read())
@@ -63,8 +78,10 @@ def call_master(settings: Settings, method: str, path: str, key: str,
         raise CliError(f"master_core at {base} did not answer within {timeout:g}s") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise CliError(f"cannot reach master_core at {base} ({reason}); is the fleet running? "
-                       "start it with `make run`") from exc
+        raise CliError(
+            f"cannot reach master_core at {base} ({reason}); is the fleet running? "
+            "start it with `make run`"
+        ) from exc
     except ValueError as exc:
         raise CliError(f"master_core at {base} sent a response that is not JSON") from exc
 
@@ -109,14 +126,21 @@ def _uptime(seconds: Any) -> str:
 
 def cmd_status(args: argparse.Namespace) -> None:
     settings = _settings()
-    fleet = call_master(settings, "GET", "/v1/fleet/status", _api_key(settings, args.api_key),
-                        timeout=15)
+    fleet = call_master(
+        settings, "GET", "/v1/fleet/status", _api_key(settings, args.api_key), timeout=15
+    )
     rows = [("service", "ok", "version", "uptime", "url")]
     for name, health in fleet["services"].items():
         st = health.get("status") or {}
-        rows.append((name, "yes" if health["ok"] else f"NO ({health.get('error')})",
-                     str(st.get("version") or "-"), _uptime(st.get("uptime_s")),
-                     str(health.get("url", "-"))))
+        rows.append(
+            (
+                name,
+                "yes" if health["ok"] else f"NO ({health.get('error')})",
+                str(st.get("version") or "-"),
+                _uptime(st.get("uptime_s")),
+                str(health.get("url", "-")),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -132,9 +156,14 @@ def cmd_chat(args: argparse.Namespace) -> None:
     turn = call_master(settings, "POST", "/v1/chat", _api_key(settings, args.api_key), body)
     print(turn["reply"])
     usage = turn["usage"]
-    print(_dim(f"session {turn['session_id']} · {turn['model']} · "
-               f"{usage.get('total_tokens', '?')} tokens · ${usage.get('cost_usd', 0):.6f} · "
-               f"continue with --session {turn['session_id']}"), file=sys.stderr)
+    print(
+        _dim(
+            f"session {turn['session_id']} · {turn['model']} · "
+            f"{usage.get('total_tokens', '?')} tokens · ${usage.get('cost_usd', 0):.6f} · "
+            f"continue with --session {turn['session_id']}"
+        ),
+        file=sys.stderr,
+    )
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:

@@ -60,7 +60,8 @@ class ProcessSpec:
 class _Child:
     spec: ProcessSpec
     proc: asyncio.subprocess.Process | None = None
-    started_at: float = 0.0
+    started_at: float = 0.0  # wall clock, for fleet.json
+    up_since: float = 0.0  # monotonic, for the backoff reset
     restarts: int = 0
     backoff: float = 0.0
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -71,13 +72,23 @@ def default_specs(settings: Settings) -> list[ProcessSpec]:
     specs = []
     if settings.openrouter.api_key is None:
         sim = settings.simulator
-        specs.append(ProcessSpec(
-            "openrouter_simulator", [sys.executable, "-m", "openrouter_gateway.simulator"],
-            f"http://{sim.host}:{sim.port}/health", "openrouter_simulator.log"))
+        specs.append(
+            ProcessSpec(
+                "openrouter_simulator",
+                [sys.executable, "-m", "openrouter_gateway.simulator"],
+                f"http://{sim.host}:{sim.port}/health",
+                "openrouter_simulator.log",
+            )
+        )
     for name in SERVICE_NAMES:
-        specs.append(ProcessSpec(
-            name, [sys.executable, "-m", "refactorbot", "serve", name],
-            settings.service(name).base_url + "/ready", f"{name}.log"))
+        specs.append(
+            ProcessSpec(
+                name,
+                [sys.executable, "-m", "refactorbot", "serve", name],
+                settings.service(name).base_url + "/ready",
+                f"{name}.log",
+            )
+        )
     return specs
 
 
@@ -97,10 +108,16 @@ def fleet_env(settings: Settings) -> tuple[dict[str, str], str]:
     """Make the data and log folders; return the children's extra environment and admin key."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    token = (settings.internal_token.get_secret_value() if settings.internal_token
-             else secrets.token_urlsafe(32))
-    admin = (settings.master_core.admin_api_key.get_secret_value()
-             if settings.master_core.admin_api_key else load_or_create_admin_key(settings.data_dir))
+    token = (
+        settings.internal_token.get_secret_value()
+        if settings.internal_token
+        else secrets.token_urlsafe(32)
+    )
+    admin = (
+        settings.master_core.admin_api_key.get_secret_value()
+        if settings.master_core.admin_api_key
+        else load_or_create_admin_key(settings.data_dir)
+    )
     env = {
         "REFACTORBOT_INTERNAL_TOKEN": token,
         "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY": admin,
@@ -123,15 +140,21 @@ def _killpg(pid: int, sig: signal.Signals) -> None:
 class Fleet:
     """Supervises ``specs`` (default: the whole fleet from ``settings``)."""
 
-    def __init__(self, settings: Settings, specs: list[ProcessSpec] | None = None, *,
-                 out: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        specs: list[ProcessSpec] | None = None,
+        *,
+        out: Callable[[str], None] = print,
+    ) -> None:
         self.settings = settings
         self.specs = specs if specs is not None else default_specs(settings)
         extra_env, self.admin_key = fleet_env(settings)
         self.env = {**os.environ, **extra_env}
         self.out = out
-        self.children = {s.name: _Child(s, backoff=settings.fleet.restart_backoff_s)
-                         for s in self.specs}
+        self.children = {
+            s.name: _Child(s, backoff=settings.fleet.restart_backoff_s) for s in self.specs
+        }
         self.started_at = _now()
 
     # --- logging and state ---------------------------------------------------------------------
@@ -162,10 +185,14 @@ class Fleet:
             "started_at": self.started_at,
             "services": {
                 name: {
-                    "pid": self.pid(name), "port": c.spec.port, "url": c.spec.base_url,
-                    "ready_url": c.spec.ready_url, "log": str(self.log_path(name)),
+                    "pid": self.pid(name),
+                    "port": c.spec.port,
+                    "url": c.spec.base_url,
+                    "ready_url": c.spec.ready_url,
+                    "log": str(self.log_path(name)),
                     "restarts": c.restarts,
-                    "started_at": datetime.fromtimestamp(c.started_at).astimezone()
+                    "started_at": datetime.fromtimestamp(c.started_at)
+                    .astimezone()
                     .isoformat(timespec="seconds"),
                 }
                 for name, c in self.children.items()
@@ -184,8 +211,9 @@ class Fleet:
         return "\n".join("  " + line for line in run[-lines:]) or "  (nothing logged)"
 
     def _failure(self, name: str, what: str) -> FleetError:
-        return FleetError(f"{name} {what}; see {self.log_path(name)}, which ends with:\n"
-                          f"{self._log_tail(name)}")
+        return FleetError(
+            f"{name} {what}; see {self.log_path(name)}, which ends with:\n{self._log_tail(name)}"
+        )
 
     # --- processes -----------------------------------------------------------------------------
     async def _spawn(self, child: _Child) -> None:
@@ -193,10 +221,14 @@ class Fleet:
             log.write(f"{LOG_MARK} {_now()} {' '.join(child.spec.argv)}\n".encode())
             log.flush()
             child.proc = await asyncio.create_subprocess_exec(
-                *child.spec.argv, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                stdin=asyncio.subprocess.DEVNULL, env=self.env, start_new_session=True,
+                *child.spec.argv,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
             )
-        child.started_at = time.time()
+        child.started_at, child.up_since = time.time(), time.monotonic()
 
     @staticmethod
     async def _probe(session: aiohttp.ClientSession, url: str) -> bool:
@@ -226,10 +258,13 @@ class Fleet:
                 for child in pending:
                     assert child.proc is not None
                     if child.proc.returncode is not None:
-                        raise self._failure(child.spec.name, f"exited with code "
-                                            f"{child.proc.returncode} during start-up")
-                ready = await asyncio.gather(*(self._probe(session, c.spec.ready_url)
-                                               for c in pending))
+                        raise self._failure(
+                            child.spec.name,
+                            f"exited with code {child.proc.returncode} during start-up",
+                        )
+                ready = await asyncio.gather(
+                    *(self._probe(session, c.spec.ready_url) for c in pending)
+                )
                 pending = [c for c, ok in zip(pending, ready, strict=True) if not ok]
                 if not pending:
                     return
@@ -239,7 +274,8 @@ class Fleet:
                     raise self._failure(
                         pending[0].spec.name,
                         f"was not ready at {pending[0].spec.ready_url} after "
-                        f"{self.settings.fleet.ready_timeout_s:g}s{also}")
+                        f"{self.settings.fleet.ready_timeout_s:g}s{also}",
+                    )
                 await asyncio.sleep(POLL_S)
 
     async def _watch(self, child: _Child) -> None:
@@ -250,10 +286,12 @@ class Fleet:
             assert child.proc is not None
             code = await child.proc.wait()
             _killpg(child.proc.pid, signal.SIGKILL)  # whatever it left behind in its group
-            if time.time() - child.started_at >= STABLE_AFTER_S:
+            if time.monotonic() - child.up_since >= STABLE_AFTER_S:
                 child.backoff = fleet.restart_backoff_s
-            self.log(f"{name} exited with code {code}; restarting in {child.backoff:g}s "
-                     f"(restart {child.restarts + 1}); log: {self.log_path(name)}")
+            self.log(
+                f"{name} exited with code {code}; restarting in {child.backoff:g}s "
+                f"(restart {child.restarts + 1}); log: {self.log_path(name)}"
+            )
             while True:
                 await asyncio.sleep(child.backoff)
                 child.backoff = min(child.backoff * 2, fleet.restart_backoff_max_s)
@@ -262,8 +300,7 @@ class Fleet:
                     await self._spawn(child)
                     break
                 except OSError as exc:
-                    self.log(f"{name} could not be started: {exc}; retrying in "
-                             f"{child.backoff:g}s")
+                    self.log(f"{name} could not be started: {exc}; retrying in {child.backoff:g}s")
             self._write_state()
             self.log(f"{name} restarted (pid {child.proc.pid}, restarts {child.restarts})")
 
@@ -285,8 +322,10 @@ class Fleet:
             try:
                 await asyncio.wait_for(child.proc.wait(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                self.log(f"{child.spec.name} did not stop within "
-                         f"{self.settings.fleet.stop_timeout_s:g}s; killing it")
+                self.log(
+                    f"{child.spec.name} did not stop within "
+                    f"{self.settings.fleet.stop_timeout_s:g}s; killing it"
+                )
             _killpg(child.proc.pid, signal.SIGKILL)  # the leader, or anything it left behind
             await child.proc.wait()
 
@@ -300,8 +339,11 @@ def banner(settings: Settings, fleet: Fleet) -> str:
     width = max(len(n) for n in [*fleet.children, "admin key"]) + 2
     lines = ["", "RefactorBot fleet is ready"]
     lines += [f"  {name.ljust(width)} {c.spec.base_url}" for name, c in fleet.children.items()]
-    key_where = (str(settings.data_dir / ADMIN_KEY_FILE) if settings.master_core.admin_api_key
-                 is None else "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY (from your config)")
+    key_where = (
+        str(settings.data_dir / ADMIN_KEY_FILE)
+        if settings.master_core.admin_api_key is None
+        else "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY (from your config)"
+    )
     master = settings.master_core.base_url
     lines += [
         "",
@@ -311,8 +353,8 @@ def banner(settings: Settings, fleet: Fleet) -> str:
         f"  {'admin key'.ljust(width)} {key_where}",
         "",
         "Try a chat turn:",
-        f"  curl -s {master}/v1/chat -H \"Authorization: Bearer {fleet.admin_key}\" "
-        "-H \"Content-Type: application/json\" -d '{\"message\": \"Hello!\"}'",
+        f'  curl -s {master}/v1/chat -H "Authorization: Bearer {fleet.admin_key}" '
+        '-H "Content-Type: application/json" -d \'{"message": "Hello!"}\'',
         "",
         "Ctrl-C stops the fleet.",
     ]
@@ -336,17 +378,23 @@ def _running_runner(state_file: Path) -> int | None:
     return pid
 
 
-async def run_fleet(settings: Settings, *, on_ready: Callable[[Fleet], object] | None = None,
-                    specs: list[ProcessSpec] | None = None,
-                    out: Callable[[str], None] = print) -> None:
+async def run_fleet(
+    settings: Settings,
+    *,
+    on_ready: Callable[[Fleet], object] | None = None,
+    specs: list[ProcessSpec] | None = None,
+    out: Callable[[str], None] = print,
+) -> None:
     """Start the fleet, print the banner, run until SIGINT/SIGTERM, then stop it.
 
     Raises FleetError (with everything already stopped) when a service does not start.
     """
     other = _running_runner(settings.data_dir / STATE_FILE)
     if other is not None:
-        raise FleetError(f"a fleet is already running (runner pid {other}, "
-                         f"{settings.data_dir / STATE_FILE}); stop it first")
+        raise FleetError(
+            f"a fleet is already running (runner pid {other}, "
+            f"{settings.data_dir / STATE_FILE}); stop it first"
+        )
     fleet = Fleet(settings, specs, out=out)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -354,8 +402,10 @@ async def run_fleet(settings: Settings, *, on_ready: Callable[[Fleet], object] |
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        out(f"starting {len(fleet.children)} processes (LLM: {settings.llm_mode}); "
-            f"logs in {settings.log_dir}")
+        out(
+            f"starting {len(fleet.children)} processes (LLM: {settings.llm_mode}); "
+            f"logs in {settings.log_dir}"
+        )
         starting = asyncio.create_task(fleet.start())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)

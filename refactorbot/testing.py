@@ -36,12 +36,16 @@ class RunningFleet:
 
     @property
     def master(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url("master_core"), timeout=30,
-                            headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        return httpx.Client(
+            base_url=self.url("master_core"),
+            timeout=30,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
 
     def internal(self, name: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url(name), timeout=30,
-                            headers={"X-Internal-Token": INTERNAL_TOKEN})
+        return httpx.Client(
+            base_url=self.url(name), timeout=30, headers={"X-Internal-Token": INTERNAL_TOKEN}
+        )
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = json.loads((self.tmp / "data" / "fleet.json").read_text())
@@ -66,31 +70,44 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def fleet_process(tmp: Path, *, extra_env: dict[str, str] | None = None,
-                  ready_timeout: float = 120) -> Iterator[RunningFleet]:
+def fleet_process(
+    tmp: Path, *, extra_env: dict[str, str] | None = None, ready_timeout: float = 120
+) -> Iterator[RunningFleet]:
     """Run the fleet until the block ends, then stop it with SIGINT (as Ctrl-C would)."""
     ports = {name: free_port() for name in (*SERVICE_NAMES, "simulator")}
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("REFACTORBOT_") and k != "OPENROUTER_API_KEY"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("REFACTORBOT_") and k != "OPENROUTER_API_KEY"
+    }
     env.update({f"REFACTORBOT_{n.upper()}__PORT": str(p) for n, p in ports.items()})
     config = tmp / "refactorbot.yaml"
     config.write_text("log_level: INFO\n")
-    env.update({
-        "REFACTORBOT_DATA_DIR": str(tmp / "data"), "REFACTORBOT_LOG_DIR": str(tmp / "logs"),
-        "REFACTORBOT_INTERNAL_TOKEN": INTERNAL_TOKEN,
-        "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY": ADMIN_KEY,
-        "REFACTORBOT_FLEET__RESTART_BACKOFF_S": "0.2",
-        "REFACTORBOT_CONFIG": str(config),
-        **(extra_env or {}),
-    })
+    env.update(
+        {
+            "REFACTORBOT_DATA_DIR": str(tmp / "data"),
+            "REFACTORBOT_LOG_DIR": str(tmp / "logs"),
+            "REFACTORBOT_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY": ADMIN_KEY,
+            "REFACTORBOT_FLEET__RESTART_BACKOFF_S": "0.2",
+            "REFACTORBOT_CONFIG": str(config),
+            **(extra_env or {}),
+        }
+    )
     out_path = tmp / "runner.out"
     with out_path.open("wb") as out:
-        runner = subprocess.Popen([sys.executable, "-m", "refactorbot", "up"], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "refactorbot", "up"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
     fleet = RunningFleet(runner, tmp, env, ports)
     try:
-        wait_until(lambda: b"fleet is ready" in out_path.read_bytes(), ready_timeout,
-                   "the fleet banner")
+        wait_until(
+            lambda: b"fleet is ready" in out_path.read_bytes(), ready_timeout, "the fleet banner"
+        )
     except AssertionError:
         runner.kill()
         raise AssertionError(out_path.read_text()) from None

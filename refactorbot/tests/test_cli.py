@@ -51,8 +51,9 @@ def test_bad_arguments_exit_2(argv: list[str]) -> None:
     assert info.value.code == 2
 
 
-def test_status_when_nothing_listens(monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_when_nothing_listens(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = free_port()
     monkeypatch.setenv("REFACTORBOT_MASTER_CORE__URL", f"http://127.0.0.1:{port}")
     with pytest.raises(SystemExit) as info:
@@ -64,8 +65,9 @@ def test_status_when_nothing_listens(monkeypatch: pytest.MonkeyPatch,
     assert "Traceback" not in err
 
 
-def test_bad_config_exits_2(monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("REFACTORBOT_LOG_LEVEL", "LOUD")
     with pytest.raises(SystemExit) as info:
         cli.main(["up"])
@@ -102,8 +104,9 @@ class FakeMaster(BaseHTTPRequestHandler):
 @pytest.fixture
 def master(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeMaster]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeMaster)
-    monkeypatch.setenv("REFACTORBOT_MASTER_CORE__URL",
-                       f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv(
+        "REFACTORBOT_MASTER_CORE__URL", f"http://127.0.0.1:{server.server_address[1]}"
+    )
     FakeMaster.routes, FakeMaster.seen = {}, []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -112,29 +115,61 @@ def master(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeMaster]]:
     server.server_close()
 
 
-def test_status_prints_a_table(master: type[FakeMaster], tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_prints_a_table(
+    master: type[FakeMaster], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "admin_api_key").write_text("rb_fromfile\n")
-    master.routes[("GET", "/v1/fleet/status")] = (200, {"ok": True, "services": {
-        "session": {"ok": True, "url": "http://127.0.0.1:8105", "error": None,
-                    "status": {"name": "session", "version": "1.2.0", "healthy": True,
-                               "uptime_s": 3725.0}},
-    }})
+    master.routes[("GET", "/v1/fleet/status")] = (
+        200,
+        {
+            "ok": True,
+            "services": {
+                "session": {
+                    "ok": True,
+                    "url": "http://127.0.0.1:8105",
+                    "error": None,
+                    "status": {
+                        "name": "session",
+                        "version": "1.2.0",
+                        "healthy": True,
+                        "uptime_s": 3725.0,
+                    },
+                },
+            },
+        },
+    )
     cli.main(["status"])
     out = capsys.readouterr().out
     assert out.split("\n")[0].split() == ["service", "ok", "version", "uptime", "url"]
-    assert out.split("\n")[1].split() == ["session", "yes", "1.2.0", "1h02m",
-                                          "http://127.0.0.1:8105"]
+    assert out.split("\n")[1].split() == [
+        "session",
+        "yes",
+        "1.2.0",
+        "1h02m",
+        "http://127.0.0.1:8105",
+    ]
     assert master.seen[0][2] == "Bearer rb_fromfile"
 
 
-def test_chat_prints_reply_and_session_hint(master: type[FakeMaster],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    master.routes[("POST", "/v1/chat")] = (200, {
-        "session_id": "s_42", "reply": "Hello back!", "model": "openai/gpt-4o-mini",
-        "turn_id": "t1", "usage": {"prompt_tokens": 5, "completion_tokens": 3,
-                                   "total_tokens": 8, "cost_usd": 0.00001}})
+def test_chat_prints_reply_and_session_hint(
+    master: type[FakeMaster], capsys: pytest.CaptureFixture[str]
+) -> None:
+    master.routes[("POST", "/v1/chat")] = (
+        200,
+        {
+            "session_id": "s_42",
+            "reply": "Hello back!",
+            "model": "openai/gpt-4o-mini",
+            "turn_id": "t1",
+            "usage": {
+                "prompt_tokens": 5,
+                "completion_tokens": 3,
+                "total_tokens": 8,
+                "cost_usd": 0.00001,
+            },
+        },
+    )
     cli.main(["chat", "Hello!", "--api-key", "rb_k"])
     captured = capsys.readouterr()
     assert captured.out == "Hello back!\n"
@@ -145,10 +180,11 @@ def test_chat_prints_reply_and_session_hint(master: type[FakeMaster],
     assert master.seen[1][3] == {"message": "again", "session_id": "s_42"}
 
 
-def test_chat_error_envelope(master: type[FakeMaster],
-                             capsys: pytest.CaptureFixture[str]) -> None:
-    master.routes[("POST", "/v1/chat")] = (401, {"error": {
-        "code": "unauthorized", "message": "invalid API key", "request_id": "r1"}})
+def test_chat_error_envelope(master: type[FakeMaster], capsys: pytest.CaptureFixture[str]) -> None:
+    master.routes[("POST", "/v1/chat")] = (
+        401,
+        {"error": {"code": "unauthorized", "message": "invalid API key", "request_id": "r1"}},
+    )
     with pytest.raises(SystemExit) as info:
         cli.main(["chat", "hi", "--api-key", "rb_wrong"])
     assert info.value.code == 1
@@ -156,8 +192,12 @@ def test_chat_error_envelope(master: type[FakeMaster],
 
 
 def test_python_dash_m_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "refactorbot", "--help"],
-                            capture_output=True, text=True, timeout=30,
-                            cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-m", "refactorbot", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert result.returncode == 0
     assert "serve" in result.stdout and "status" in result.stdout

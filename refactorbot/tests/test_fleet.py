@@ -43,23 +43,36 @@ def free_port() -> int:
 
 def http_spec(name: str) -> ProcessSpec:
     port = free_port()
-    return ProcessSpec(name, [sys.executable, "-m", "http.server", str(port), "--bind",
-                              "127.0.0.1"], f"http://127.0.0.1:{port}/", f"{name}.log")
+    return ProcessSpec(
+        name,
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        f"http://127.0.0.1:{port}/",
+        f"{name}.log",
+    )
 
 
 def child_spec(tmp_path: Path, name: str, grandchild_file: str = "-") -> ProcessSpec:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     port = free_port()
-    return ProcessSpec(name, [sys.executable, str(script), str(port), grandchild_file],
-                       f"http://127.0.0.1:{port}/", f"{name}.log")
+    return ProcessSpec(
+        name,
+        [sys.executable, str(script), str(port), grandchild_file],
+        f"http://127.0.0.1:{port}/",
+        f"{name}.log",
+    )
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    fleet = {"ready_timeout_s": 8, "restart_backoff_s": 0.1, "restart_backoff_max_s": 0.4,
-             "stop_timeout_s": 3}
-    return load_settings(data_dir=tmp_path / "data", log_dir=tmp_path / "logs",
-                         fleet=fleet, **overrides)
+    fleet = {
+        "ready_timeout_s": 8,
+        "restart_backoff_s": 0.1,
+        "restart_backoff_max_s": 0.4,
+        "stop_timeout_s": 3,
+    }
+    return load_settings(
+        data_dir=tmp_path / "data", log_dir=tmp_path / "logs", fleet=fleet, **overrides
+    )
 
 
 def alive(pid: int) -> bool:
@@ -127,8 +140,14 @@ async def test_killed_child_is_restarted(tmp_path: Path) -> None:
         assert "beta exited with code -9" in fleet_log
         assert "beta restarted" in fleet_log
         assert any("beta exited" in line for line in lines)
-        await eventually(lambda: json.loads((settings.data_dir / "fleet.json").read_text())
-                         ["services"]["beta"]["pid"] == fleet.pid("beta"))
+        await eventually(
+            lambda: (
+                json.loads((settings.data_dir / "fleet.json").read_text())["services"]["beta"][
+                    "pid"
+                ]
+                == fleet.pid("beta")
+            )
+        )
     finally:
         await fleet.stop()
     assert not alive(old)
@@ -136,9 +155,12 @@ async def test_killed_child_is_restarted(tmp_path: Path) -> None:
 
 async def test_child_failing_at_start_up_stops_everything(tmp_path: Path) -> None:
     good = http_spec("alpha")
-    bad = ProcessSpec("broken", [sys.executable, "-c",
-                                 "print('config is wrong', flush=True); raise SystemExit(3)"],
-                      f"http://127.0.0.1:{free_port()}/ready", "broken.log")
+    bad = ProcessSpec(
+        "broken",
+        [sys.executable, "-c", "print('config is wrong', flush=True); raise SystemExit(3)"],
+        f"http://127.0.0.1:{free_port()}/ready",
+        "broken.log",
+    )
     settings = make_settings(tmp_path)
     fleet = Fleet(settings, [good, bad], out=lambda _: None)
     with pytest.raises(FleetError) as info:
@@ -155,8 +177,12 @@ async def test_child_failing_at_start_up_stops_everything(tmp_path: Path) -> Non
 async def test_child_never_ready_times_out(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     settings.fleet.ready_timeout_s = 0.5
-    silent = ProcessSpec("silent", [sys.executable, "-c", "import time; time.sleep(60)"],
-                         f"http://127.0.0.1:{free_port()}/ready", "silent.log")
+    silent = ProcessSpec(
+        "silent",
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        f"http://127.0.0.1:{free_port()}/ready",
+        "silent.log",
+    )
     fleet = Fleet(settings, [silent], out=lambda _: None)
     with pytest.raises(FleetError, match=r"silent was not ready .* after 0.5s"):
         await fleet.start()
@@ -179,8 +205,9 @@ def test_admin_key_generated_0600_and_reused(tmp_path: Path) -> None:
 
 
 def test_configured_secrets_are_used(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, internal_token="tok",
-                             master_core={"admin_api_key": "rb_given"})
+    settings = make_settings(
+        tmp_path, internal_token="tok", master_core={"admin_api_key": "rb_given"}
+    )
     fleet = Fleet(settings, [http_spec("alpha")], out=lambda _: None)
     assert fleet.admin_key == "rb_given"
     assert fleet.env["REFACTORBOT_INTERNAL_TOKEN"] == "tok"
@@ -216,9 +243,13 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     script.write_text(RUNNER)
     data, logs = tmp_path / "data", tmp_path / "logs"
     ports = [str(free_port()), str(free_port())]
-    proc = subprocess.Popen([sys.executable, str(script), str(data), str(logs), *ports],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(data), str(logs), *ports],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         assert proc.stdout is not None
         out = []
