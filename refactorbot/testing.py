@@ -105,9 +105,12 @@ def fleet_process(
         )
     fleet = RunningFleet(runner, tmp, env, ports)
     try:
-        wait_until(
-            lambda: b"fleet is ready" in out_path.read_bytes(), ready_timeout, "the fleet banner"
-        )
+        def ready() -> bool:
+            if runner.poll() is not None:  # the runner gave up: no point waiting
+                raise AssertionError(f"refactorbot up exited with {runner.returncode}")
+            return b"fleet is ready" in out_path.read_bytes()
+
+        wait_until(ready, ready_timeout, "the fleet banner")
     except AssertionError:
         runner.kill()
         raise AssertionError(out_path.read_text()) from None

@@ -9,12 +9,14 @@ from fastapi import Depends, Request
 
 from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import SliceContext
+from services.providers.metrics import ProvidersMetrics
 
 
 @dataclass
 class ProvidersDeps:
     ctx: SliceContext
     llm: OpenRouterClient
+    metrics: ProvidersMetrics
 
 
 def get_providers_deps(request: Request) -> ProvidersDeps:

@@ -43,6 +43,7 @@ async def create_chat_completion(
         session_id=session_id,
         api_key_id=api_key_id,
         max_tokens_cap=ctx.settings.providers.max_tokens_cap,
+        metrics=deps.metrics,
     )
     return JSONResponse(result, headers={"X-Model": str(result.get("model", ""))})
 

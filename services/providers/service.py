@@ -13,6 +13,7 @@ from openrouter_gateway import OpenRouterClient, OpenRouterError, compute_cost
 from services.kit.context import request_id_var
 from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, ServiceUnavailable, SliceError, UpstreamError
+from services.providers.metrics import ProvidersMetrics
 from services.providers.models import UsageRecord
 from services.providers.schemas import ChatCompletionRequest, UsagePublic
 
@@ -79,6 +80,7 @@ async def complete(
     session_id: str | None,
     api_key_id: str | None,
     max_tokens_cap: int,
+    metrics: ProvidersMetrics,
 ) -> dict[str, Any]:
     """Forward a chat completion upstream and record it in the ledger, failed or not."""
     if request.stream:
@@ -103,12 +105,18 @@ async def complete(
             "error": str(exc.message)[:500],
         }
         await db.run(lambda s: record_usage(session=s, **base, **failure))
+        metrics.observe(model=request.model or "default", outcome=type(exc).__name__)
         raise slice_error_from(exc) from exc
     fields = usage_from_body(result.body, request.model)
     await db.run(
         lambda s: record_usage(
             session=s, **base, **fields, latency_ms=result.latency_s * 1000, outcome="ok"
         )
+    )
+    metrics.observe(
+        model=fields["model"] or "default", outcome="ok", prompt=fields["prompt_tokens"],
+        completion=fields["completion_tokens"], cost=fields["cost_usd"],
+        seconds=result.latency_s,
     )
     return result.body
 

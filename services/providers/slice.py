@@ -36,7 +36,7 @@ class ProvidersSlice(AtomicSlice):
             timeout_s=s.providers.upstream_timeout_s,
             session=ctx.pool.session,
         )
-        self.deps = ProvidersDeps(ctx=ctx, llm=llm)
+        self.deps = ProvidersDeps(ctx=ctx, llm=llm, metrics=ProvidersMetrics(ctx.metrics.registry))
 
     async def status_details(self) -> dict[str, Any]:
         def totals(s: Session) -> dict[str, Any]:
