@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from services.kit.metrics import LATENCY_BUCKETS
 from services.kit.slice_base import SliceContext
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
@@ -17,6 +19,22 @@ class AgentDeps:
     ctx: SliceContext
     sessions: SessionClient
     providers: ProvidersClient
+    metrics: TurnMetrics
+
+
+class TurnMetrics:
+    """agent_core's own Prometheus metrics, in the app's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.turns = Counter(
+            "agent_turns_total", "Chat turns by outcome", ["outcome"], registry=registry
+        )
+        self.latency = Histogram(
+            "agent_turn_duration_seconds",
+            "Whole-turn latency",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
 
 
 def get_agent_deps(request: Request) -> AgentDeps:

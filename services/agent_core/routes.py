@@ -15,6 +15,7 @@ from services.kit.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    SliceError,
     UpstreamError,
     error_responses,
 )
@@ -30,13 +31,20 @@ router = APIRouter(prefix="/v1/turns", tags=["agent"])
 )
 async def create_turn(body: TurnCreate, deps: AgentDepsDep) -> TurnPublic:
     """Run one chat turn in a session (a new session when none is given)."""
-    return await service.run_turn(
-        data=body,
-        settings=deps.ctx.settings.agent_core,
-        sessions=deps.sessions,
-        providers=deps.providers,
-        db=deps.ctx.db,
-    )
+    try:
+        turn = await service.run_turn(
+            data=body,
+            settings=deps.ctx.settings.agent_core,
+            sessions=deps.sessions,
+            providers=deps.providers,
+            db=deps.ctx.db,
+        )
+    except SliceError as exc:
+        deps.metrics.turns.labels(exc.code).inc()
+        raise
+    deps.metrics.turns.labels("ok").inc()
+    deps.metrics.latency.observe(turn.latency_ms / 1000)
+    return turn
 
 
 @router.get("")

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
-from services.agent_core.deps import AgentDeps
+from services.agent_core.deps import AgentDeps, TurnMetrics
 from services.agent_core.models import AgentBase, Turn
 from services.agent_core.routes import router
 from services.kit.slice_base import AtomicSlice, SliceContext
@@ -31,6 +31,7 @@ class AgentCoreSlice(AtomicSlice):
             ctx=ctx,
             sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
             providers=ProvidersClient(ctx.pool, ctx.settings.providers.base_url),
+            metrics=TurnMetrics(ctx.metrics.registry),
         )
 
     async def status_details(self) -> dict[str, Any]:

@@ -114,8 +114,11 @@ async def complete(
         )
     )
     metrics.observe(
-        model=fields["model"] or "default", outcome="ok", prompt=fields["prompt_tokens"],
-        completion=fields["completion_tokens"], cost=fields["cost_usd"],
+        model=fields["model"] or "default",
+        outcome="ok",
+        prompt=fields["prompt_tokens"],
+        completion=fields["completion_tokens"],
+        cost=fields["cost_usd"],
         seconds=result.latency_s,
     )
     return result.body

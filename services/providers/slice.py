@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.providers.deps import ProvidersDeps
+from services.providers.metrics import ProvidersMetrics
 from services.providers.models import ProvidersBase, UsageRecord
 from services.providers.routes import router
 

@@ -73,6 +73,11 @@ def test_turn_creates_session_stores_exchange_and_records_itself(trio: Trio) -> 
     assert recorded["count"] == 1 and recorded["data"][0]["outcome"] == "ok"
     assert recorded["data"][0]["cost_usd"] == pytest.approx(turn["usage"]["cost_usd"])
     assert httpx.get(f"{trio.agent}/ready").json()["checks"]["session"]["ok"] is True
+    assert 'agent_turns_total{outcome="ok"} 1.0' in httpx.get(f"{trio.agent}/metrics").text
+    llm = httpx.get(f"{trio.providers}/metrics").text
+    assert 'llm_calls_total{model="openai/gpt-4o-mini",outcome="ok"} 1.0' in llm
+    assert 'llm_tokens_total{kind="prompt",model="openai/gpt-4o-mini"}' in llm
+    assert 'llm_cost_usd_total{model="openai/gpt-4o-mini"}' in llm
 
 
 def test_unknown_session_is_404_and_nothing_is_spent(trio: Trio) -> None:
@@ -97,6 +102,9 @@ def test_llm_failure_fails_the_turn_and_stores_nothing(tmp_path: Path) -> None:
         assert httpx.get(f"{t.session}/v1/sessions/{sid}", headers=H).json()["message_count"] == 0
         row = httpx.get(f"{t.agent}/v1/turns", headers=H).json()["data"][0]
         assert row["outcome"] == "upstream_404" and "nope/unknown" in row["error"]
+        assert (
+            'agent_turns_total{outcome="upstream_404"} 1.0' in httpx.get(f"{t.agent}/metrics").text
+        )
 
 
 def test_history_is_trimmed_to_the_configured_length(tmp_path: Path) -> None:
