@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from benchmarks.common import (
+    Result,
     fmt_ms,
     fmt_ratio,
     load,
@@ -24,7 +25,7 @@ from benchmarks.common import (
 from services.kit.client import ClientPool, SliceClient
 from services.kit.testing import TEST_TOKEN, free_port
 
-ROUNDS = 3
+ROUNDS = 7
 TOTALS = {1: 1500, 8: 4000}
 
 
@@ -51,17 +52,16 @@ async def _bench(base: str, path: str) -> list[list[str]]:
     rows = []
     try:
         for conc in (1, 8):
-            rounds: dict[str, list] = {"kit client": [], "raw aiohttp": [], "httpx default": []}
-            for _ in range(ROUNDS):  # interleaved, so drift hits every client alike
-                rounds["kit client"].append(
-                    await load("kit", kit_call, concurrency=conc, total=TOTALS[conc])
-                )
-                rounds["raw aiohttp"].append(
-                    await load("raw", raw_call, concurrency=conc, total=TOTALS[conc])
-                )
-                rounds["httpx default"].append(
-                    await load("httpx", httpx_call, concurrency=conc, total=TOTALS[conc] // 2)
-                )
+            calls = {"kit client": kit_call, "raw aiohttp": raw_call, "httpx default": httpx_call}
+            rounds: dict[str, list[Result]] = {name: [] for name in calls}
+            order = list(calls)
+            for _ in range(ROUNDS):  # interleaved and rotated: drift hits every client alike
+                for name in order:
+                    total = TOTALS[conc] // (2 if name == "httpx default" else 1)
+                    rounds[name].append(
+                        await load(name, calls[name], concurrency=conc, total=total)
+                    )
+                order = order[1:] + order[:1]
             raw_rps = median_result(rounds["raw aiohttp"]).rps
             for name, results in rounds.items():
                 r = median_result(results)
