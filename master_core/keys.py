@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from master_core.models import ApiKey
 from services.kit.database import SliceDatabase
@@ -55,6 +55,26 @@ def store_key(*, session: Session, raw: str, name: str, admin: bool) -> Principa
         session.add(row)
         session.flush()
     return Principal(key_id=row.id, name=row.name, admin=row.admin)
+
+
+CONFIG_ADMIN_NAME = "admin (from config)"
+
+
+def sync_config_admin_key(*, session: Session, raw: str) -> Principal:
+    """Store the configured admin key and revoke any earlier configured one, so rotating it
+    in the config (or env) really retires the old key."""
+    principal = store_key(session=session, raw=raw, name=CONFIG_ADMIN_NAME, admin=True)
+    now = datetime.now(UTC)
+    stale = session.exec(
+        select(ApiKey).where(
+            ApiKey.name == CONFIG_ADMIN_NAME,
+            ApiKey.key_hash != hash_key(raw),
+            col(ApiKey.revoked_at).is_(None),
+        )
+    ).all()
+    for row in stale:
+        row.revoked_at = now
+    return principal
 
 
 def find_key(*, session: Session, raw: str) -> Principal | None:

@@ -6,10 +6,11 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from master_core.deps import MasterDeps
-from master_core.keys import KeyCache, store_key
+from master_core.keys import KeyCache, sync_config_admin_key
 from master_core.models import MasterBase
 from master_core.routes import router
 from services.agent_core.client import AgentCoreClient
+from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.session.client import SessionClient
 
@@ -29,14 +30,18 @@ class MasterCoreSlice(AtomicSlice):
         self.deps = MasterDeps(
             ctx=ctx,
             keys=KeyCache(ctx.db),
-            agent=AgentCoreClient(ctx.pool, ctx.settings.agent_core.base_url),
+            agent=AgentCoreClient(
+                ctx.pool,
+                ctx.settings.agent_core.base_url,
+                timeout_s=load_manifest("agent_core").quotas.request_timeout_s,
+            ),
             sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
             own_status=self.status,
         )
         admin = ctx.settings.master_core.admin_api_key
         if admin is not None:
             raw = admin.get_secret_value()
-            await ctx.db.run(lambda s: store_key(session=s, raw=raw, name="admin", admin=True))
+            await ctx.db.run(lambda s: sync_config_admin_key(session=s, raw=raw))
 
 
 def create_slice() -> MasterCoreSlice:

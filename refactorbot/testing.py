@@ -105,6 +105,7 @@ def fleet_process(
         )
     fleet = RunningFleet(runner, tmp, env, ports)
     try:
+
         def ready() -> bool:
             if runner.poll() is not None:  # the runner gave up: no point waiting
                 raise AssertionError(f"refactorbot up exited with {runner.returncode}")

@@ -48,3 +48,22 @@ async def test_revoked_key_is_refused(tmp_path: Path) -> None:
         assert (await cache.verify(raw)) is None
     finally:
         db.dispose()
+
+
+def test_rotating_the_configured_admin_key_revokes_the_old_one(tmp_path: Path) -> None:
+    from master_core.keys import sync_config_admin_key
+
+    settings = settings_for_tests(tmp_path)
+    db = open_database(load_slice("master_core"), settings)
+    try:
+        with db.session() as s:
+            sync_config_admin_key(session=s, raw="rb_old_admin_key")
+        with db.session() as s:
+            sync_config_admin_key(session=s, raw="rb_new_admin_key")
+            sync_config_admin_key(session=s, raw="rb_new_admin_key")  # restart: no-op
+        with db.session() as s:
+            assert find_key(session=s, raw="rb_old_admin_key") is None
+            new = find_key(session=s, raw="rb_new_admin_key")
+            assert new is not None and new.admin
+    finally:
+        db.dispose()

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from services.agent_core.deps import AgentDeps, TurnMetrics
 from services.agent_core.models import AgentBase, Turn
 from services.agent_core.routes import router
+from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
@@ -30,7 +31,12 @@ class AgentCoreSlice(AtomicSlice):
         self.deps = AgentDeps(
             ctx=ctx,
             sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
-            providers=ProvidersClient(ctx.pool, ctx.settings.providers.base_url),
+            # An LLM call may take as long as the providers slice allows, not the pool default.
+            providers=ProvidersClient(
+                ctx.pool,
+                ctx.settings.providers.base_url,
+                timeout_s=load_manifest("providers").quotas.request_timeout_s,
+            ),
             metrics=TurnMetrics(ctx.metrics.registry),
         )
 

@@ -89,9 +89,12 @@ class SliceClient:
 
     service = "slice"
 
-    def __init__(self, pool: ClientPool, base_url: str) -> None:
+    def __init__(self, pool: ClientPool, base_url: str, *, timeout_s: float | None = None) -> None:
+        """``timeout_s``: this client's default per call (else the pool's); a caller's
+        deadline, when shorter, always wins."""
         self.pool = pool
         self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
 
     def _headers(self, timeout: float) -> dict[str, str]:
         return {
@@ -117,7 +120,7 @@ class SliceClient:
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         start = time.monotonic()
-        budget = timeout_s or pool.timeout_s
+        budget = timeout_s or self.timeout_s or pool.timeout_s
         left = remaining_s()
         if left is not None:
             budget = min(budget, left)
