@@ -20,7 +20,7 @@ from openrouter_gateway import (
     price_of,
 )
 from openrouter_gateway.simulator import create_simulator_app
-from services.kit.testing import free_port, serve_app
+from services.kit.testing import fake_upstream, free_port, serve_app
 
 HELLO = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
 
@@ -109,16 +109,10 @@ async def test_headers_and_injected_session() -> None:
         seen.update(request.headers)
         return web.json_response({"id": "gen-1", "model": "m", "choices": [], "usage": {}})
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with fake_upstream({("POST", "/v1/chat/completions"): echo}) as url:
         async with aiohttp.ClientSession() as shared:
             client = OpenRouterClient(
-                base_url=f"http://127.0.0.1:{port}/v1",
+                base_url=f"{url}/v1",
                 api_key="sk-or-1",
                 app_url="https://example.test",
                 app_title="RB",
@@ -130,8 +124,6 @@ async def test_headers_and_injected_session() -> None:
         assert seen["Authorization"] == "Bearer sk-or-1"
         assert seen["HTTP-Referer"] == "https://example.test"
         assert seen["X-OpenRouter-Title"] == "RB"
-    finally:
-        await runner.cleanup()
 
 
 async def test_no_server_is_a_connection_error() -> None:

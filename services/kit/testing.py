@@ -7,11 +7,12 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from aiohttp import web
 from fastapi import FastAPI
 
 from services.kit.config import Settings, load_settings
@@ -57,3 +58,24 @@ def serve_app(app: FastAPI, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def fake_upstream(
+    routes: dict[tuple[str, str], Callable[[web.Request], Awaitable[web.StreamResponse]]],
+) -> AsyncIterator[str]:
+    """A small aiohttp server on 127.0.0.1 standing in for an outside API; yields its URL.
+
+    ``routes`` maps ``(method, path)`` to a handler.
+    """
+    app = web.Application()
+    for (method, path), handler in routes.items():
+        app.router.add_route(method, path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

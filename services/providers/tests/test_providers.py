@@ -11,7 +11,13 @@ from aiohttp import web
 
 from openrouter_gateway.simulator import create_simulator_app
 from services.kit.app import create_app
-from services.kit.testing import TEST_TOKEN, free_port, serve_app, settings_for_tests
+from services.kit.testing import (
+    TEST_TOKEN,
+    fake_upstream,
+    free_port,
+    serve_app,
+    settings_for_tests,
+)
 from services.providers.slice import create_slice
 
 HELLO = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
@@ -107,15 +113,9 @@ async def test_cost_falls_back_to_catalog_prices(tmp_path: Path) -> None:
             }
         )
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with fake_upstream({("POST", "/v1/chat/completions"): answer}) as upstream:
         settings = settings_for_tests(
-            tmp_path, openrouter={"api_key": "local", "base_url": f"http://127.0.0.1:{port}/v1"}
+            tmp_path, openrouter={"api_key": "local", "base_url": f"{upstream}/v1"}
         )
         with serve_app(create_app(create_slice(), settings)) as url:
             h = {"X-Internal-Token": TEST_TOKEN}
@@ -126,5 +126,3 @@ async def test_cost_falls_back_to_catalog_prices(tmp_path: Path) -> None:
         # gpt-4o: $2.50 / M prompt, $10 / M completion
         assert row["cost_usd"] == pytest.approx(1000 * 2.5e-6 + 100 * 1e-5)
         assert row["cost_source"] == "catalog"
-    finally:
-        await runner.cleanup()
