@@ -62,6 +62,11 @@ class AgentCoreSettings(ServiceSettings):
 class ProvidersSettings(ServiceSettings):
     upstream_timeout_s: float = Field(120.0, gt=0, description="Timeout of one upstream call")
     max_tokens_cap: int = Field(16_384, gt=0, description="Largest max_tokens a caller may ask")
+    budget_default_max_tokens: int = Field(
+        4_096,
+        gt=0,
+        description="max_tokens reserved and sent when a budget applies and the caller set none",
+    )
 
 
 class SessionSettings(ServiceSettings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -34,3 +35,42 @@ class UsageRecord(ProvidersBase, table=True):
     latency_ms: float = 0.0
     outcome: str = Field(max_length=32, description="ok or an error code")
     error: str | None = Field(default=None, max_length=500)
+
+
+class Budget(ProvidersBase, table=True):
+    """A spending limit for everyone (global), one calling slice, or one API key."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (UniqueConstraint("scope", "subject", "window", name="uq_budget_target"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    scope: str = Field(max_length=16, description="global | slice | api_key")
+    subject: str = Field(default="", max_length=64, description="slice name or key id")
+    window: str = Field(max_length=16, description="daily | monthly | total")
+    limit_nusd: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime
+    updated_at: datetime
+
+
+class BudgetWindow(ProvidersBase, table=True):
+    """Spent and reserved money of one budget in one window (nano-USD, exact)."""
+
+    __tablename__ = "budget_windows"
+
+    budget_id: str = Field(primary_key=True, foreign_key="budgets.id", max_length=32)
+    window_start: datetime = Field(primary_key=True)
+    spent_nusd: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    reserved_nusd: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class BudgetReservation(ProvidersBase, table=True):
+    """Money held for a call in flight; settled after it, released if the call died."""
+
+    __tablename__ = "budget_reservations"
+
+    id: str = Field(primary_key=True, max_length=32)
+    created_at: datetime = Field(index=True)
+    amount_nusd: int = Field(sa_column=Column(BigInteger, nullable=False))
+    windows: list[list[str]] = Field(
+        sa_column=Column(JSON, nullable=False), description="[budget_id, window_start] pairs"
+    )

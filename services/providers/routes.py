@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from services.kit.app import DbSessionDep
 from services.kit.context import CALLER_HEADER
-from services.kit.errors import BadRequest, ServiceUnavailable, UpstreamError, error_responses
-from services.providers import service
+from services.kit.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    UpstreamError,
+    error_responses,
+)
+from services.providers import budgets, service
+from services.providers.budgets import BudgetExceeded
 from services.providers.deps import ProvidersDep
 from services.providers.schemas import (
     API_KEY_ID_HEADER,
     SESSION_HEADER,
+    BudgetCreate,
+    BudgetPublic,
+    BudgetsPublic,
+    BudgetUpdate,
     ChatCompletionRequest,
     UsagesPublic,
 )
@@ -24,7 +36,7 @@ router = APIRouter(prefix="/v1", tags=["providers"])
 
 @router.post(
     "/chat/completions",
-    responses=error_responses(BadRequest, UpstreamError, ServiceUnavailable),
+    responses=error_responses(BadRequest, BudgetExceeded, UpstreamError, ServiceUnavailable),
 )
 async def create_chat_completion(
     body: ChatCompletionRequest,
@@ -42,7 +54,7 @@ async def create_chat_completion(
         caller=caller,
         session_id=session_id,
         api_key_id=api_key_id,
-        max_tokens_cap=ctx.settings.providers.max_tokens_cap,
+        settings=ctx.settings.providers,
         metrics=deps.metrics,
     )
     return JSONResponse(result, headers={"X-Model": str(result.get("model", ""))})
@@ -60,3 +72,35 @@ def read_usage(
         session=db, session_id=session_id, limit=limit, offset=offset
     )
     return UsagesPublic(data=data, count=count, total_cost_usd=cost, total_tokens=tokens)
+
+
+BudgetId = Annotated[str, Path(pattern=r"^[a-f0-9]{1,32}$", description="Budget id")]
+
+
+@router.post("/budgets", status_code=201, responses=error_responses(Conflict))
+def create_budget(body: BudgetCreate, db: DbSessionDep) -> BudgetPublic:
+    """A spending limit for everyone, one calling slice, or one API key, per window."""
+    return budgets.create_budget(session=db, data=body)
+
+
+@router.get("/budgets")
+def read_budgets(db: DbSessionDep) -> BudgetsPublic:
+    """Every budget with its current window's spend, holds and what remains."""
+    data = budgets.list_budgets(session=db)
+    return BudgetsPublic(data=data, count=len(data))
+
+
+@router.get("/budgets/{budget_id}", responses=error_responses(NotFound))
+def read_budget(budget_id: BudgetId, db: DbSessionDep) -> BudgetPublic:
+    return budgets.get_budget(session=db, budget_id=budget_id)
+
+
+@router.patch("/budgets/{budget_id}", responses=error_responses(NotFound))
+def update_budget(budget_id: BudgetId, body: BudgetUpdate, db: DbSessionDep) -> BudgetPublic:
+    """Change a budget's limit; spend already booked stays."""
+    return budgets.update_budget(session=db, budget_id=budget_id, data=body)
+
+
+@router.delete("/budgets/{budget_id}", status_code=204, responses=error_responses(NotFound))
+def delete_budget(budget_id: BudgetId, db: DbSessionDep) -> None:
+    budgets.delete_budget(session=db, budget_id=budget_id)

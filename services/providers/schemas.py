@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SESSION_HEADER = "X-Session-ID"
 API_KEY_ID_HEADER = "X-API-Key-ID"
@@ -53,3 +53,50 @@ class UsagesPublic(BaseModel):
     count: int = Field(description="Records matching the filter")
     total_cost_usd: float
     total_tokens: int
+
+
+BudgetScope = Literal["global", "slice", "api_key"]
+BudgetWindowName = Literal["daily", "monthly", "total"]
+MAX_BUDGET_USD = 1_000_000.0
+
+
+class BudgetCreate(BaseModel):
+    scope: BudgetScope = Field(description="global, one calling slice, or one API key")
+    subject: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="The slice name or API key id; none for global",
+    )
+    window: BudgetWindowName = Field(description="daily and monthly reset at 00:00 UTC")
+    limit_usd: float = Field(ge=0, le=MAX_BUDGET_USD, description="Most that may be spent")
+
+    @model_validator(mode="after")
+    def _subject_matches_scope(self) -> BudgetCreate:
+        if self.scope == "global" and self.subject:
+            raise ValueError("a global budget has no subject")
+        if self.scope != "global" and not self.subject:
+            raise ValueError(f"a {self.scope} budget needs a subject")
+        return self
+
+
+class BudgetUpdate(BaseModel):
+    limit_usd: float = Field(ge=0, le=MAX_BUDGET_USD)
+
+
+class BudgetPublic(BaseModel):
+    id: str
+    scope: BudgetScope
+    subject: str | None
+    window: BudgetWindowName
+    limit_usd: float
+    window_start: datetime = Field(description="Start of the current window (UTC)")
+    spent_usd: float = Field(description="Settled spend in the current window")
+    reserved_usd: float = Field(description="Held for calls in flight")
+    remaining_usd: float
+    created_at: datetime
+
+
+class BudgetsPublic(BaseModel):
+    data: list[BudgetPublic]
+    count: int

@@ -10,9 +10,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from openrouter_gateway import OpenRouterClient, OpenRouterError, compute_cost
+from services.kit.config import ProvidersSettings
 from services.kit.context import request_id_var
 from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, ServiceUnavailable, SliceError, UpstreamError
+from services.providers import budgets
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import UsageRecord
 from services.providers.schemas import ChatCompletionRequest, UsagePublic
@@ -79,14 +81,16 @@ async def complete(
     caller: str | None,
     session_id: str | None,
     api_key_id: str | None,
-    max_tokens_cap: int,
+    settings: ProvidersSettings,
     metrics: ProvidersMetrics,
 ) -> dict[str, Any]:
-    """Forward a chat completion upstream and record it in the ledger, failed or not."""
+    """Forward a chat completion upstream within the budgets that govern it, and record it
+    in the ledger, failed or not."""
     if request.stream:
         raise BadRequest("stream=true is not supported yet; send stream=false")
-    if request.max_tokens is not None and request.max_tokens > max_tokens_cap:
-        raise BadRequest(f"max_tokens {request.max_tokens} is above the limit {max_tokens_cap}")
+    cap = settings.max_tokens_cap
+    if request.max_tokens is not None and request.max_tokens > cap:
+        raise BadRequest(f"max_tokens {request.max_tokens} is above the limit {cap}")
     payload = request.model_dump(exclude_none=True, exclude={"stream"})
     base = {
         "request_id": request_id_var.get(),
@@ -95,6 +99,32 @@ async def complete(
         "api_key_id": api_key_id,
         "requested_model": request.model,
     }
+    model = request.model or "default"
+
+    def hold(s: Session) -> budgets.Reservation | None:
+        governing = budgets.applicable(s, caller=caller, api_key_id=api_key_id)
+        if not governing:
+            return None
+        if request.model is None:
+            raise BadRequest("model is required when a budget applies")
+        # A call under a budget always has a ceiling, so its worst case is bounded.
+        payload.setdefault("max_tokens", settings.budget_default_max_tokens)
+        worst = budgets.worst_case_nusd(
+            model=request.model, payload=payload, max_tokens=payload["max_tokens"]
+        )
+        return budgets.reserve(session=s, amount_nusd=worst, governing=governing)
+
+    try:
+        reservation = await db.run(hold)
+    except budgets.BudgetExceeded as exc:
+        message = exc.message
+        await db.run(
+            lambda s: record_usage(
+                session=s, **base, outcome="budget_exceeded", error=message[:500]
+            )
+        )
+        metrics.observe(model=model, outcome="budget_exceeded")
+        raise
     started = time.perf_counter()
     try:
         result = await client.chat_completions(payload)
@@ -104,15 +134,26 @@ async def complete(
             "outcome": type(exc).__name__,
             "error": str(exc.message)[:500],
         }
-        await db.run(lambda s: record_usage(session=s, **base, **failure))
-        metrics.observe(model=request.model or "default", outcome=type(exc).__name__)
+
+        def record_failure(s: Session) -> None:
+            if reservation is not None:
+                budgets.settle(session=s, reservation=reservation, actual_nusd=0)
+            record_usage(session=s, **base, **failure)
+
+        await db.run(record_failure)
+        metrics.observe(model=model, outcome=type(exc).__name__)
         raise slice_error_from(exc) from exc
     fields = usage_from_body(result.body, request.model)
-    await db.run(
-        lambda s: record_usage(
-            session=s, **base, **fields, latency_ms=result.latency_s * 1000, outcome="ok"
-        )
-    )
+
+    def record_success(s: Session) -> None:
+        # One transaction: the ledger row and the budget settlement land together.
+        if reservation is not None:
+            budgets.settle(
+                session=s, reservation=reservation, actual_nusd=budgets.to_nusd(fields["cost_usd"])
+            )
+        record_usage(session=s, **base, **fields, latency_ms=result.latency_s * 1000, outcome="ok")
+
+    await db.run(record_success)
     metrics.observe(
         model=fields["model"] or "default",
         outcome="ok",

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import structlog
 from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
 from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import AtomicSlice, SliceContext
+from services.providers import budgets
 from services.providers.deps import ProvidersDeps
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import ProvidersBase, UsageRecord
 from services.providers.routes import router
+
+log = structlog.get_logger("providers")
 
 
 class ProvidersSlice(AtomicSlice):
@@ -37,6 +42,13 @@ class ProvidersSlice(AtomicSlice):
             timeout_s=s.providers.upstream_timeout_s,
             session=ctx.pool.session,
         )
+        # Holds of calls that never settled (the process died mid-call) are released.
+        stale_after = timedelta(seconds=2 * s.providers.upstream_timeout_s)
+        released = await ctx.db.run(
+            lambda db: budgets.release_stale(session=db, older_than=stale_after)
+        )
+        if released:
+            log.warning("released_stale_budget_holds", count=released)
         self.deps = ProvidersDeps(ctx=ctx, llm=llm, metrics=ProvidersMetrics(ctx.metrics.registry))
 
     async def status_details(self) -> dict[str, Any]:
