@@ -137,10 +137,10 @@ def _standard_router(slice_: AtomicSlice) -> APIRouter:
 
     @router.get("/metrics", response_class=Response)
     async def read_metrics() -> Response:
-        """Prometheus text format."""
-        return Response(
-            slice_.context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        """Prometheus text format (rendered in a worker thread: a slice's collectors may read
+        its database)."""
+        body = await anyio.to_thread.run_sync(slice_.context.metrics.render)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @router.post(
         "/improvement/feedback", status_code=202, dependencies=[Depends(require_internal_token)]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.kit.database import SliceDatabase
 from services.kit.metrics import LATENCY_BUCKETS
 
 
 class ProvidersMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, db: SliceDatabase) -> None:
+        registry.register(BudgetCollector(db))
         self.calls = Counter(
             "llm_calls_total", "Upstream LLM calls", ["model", "outcome"], registry=registry
         )
@@ -43,3 +49,28 @@ class ProvidersMetrics:
             self.cost.labels(model).inc(cost)
         if seconds is not None:
             self.latency.labels(model).observe(seconds)
+
+
+class BudgetCollector(Collector):
+    """Each budget's current window, read from the database at scrape time."""
+
+    def __init__(self, db: SliceDatabase) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        from services.providers import budgets
+
+        labels = ["budget_id", "scope", "subject", "window"]
+        remaining = GaugeMetricFamily(
+            "llm_budget_remaining_usd", "What a budget has left in its window", labels=labels
+        )
+        spent = GaugeMetricFamily(
+            "llm_budget_spent_usd", "Settled spend in the window", labels=labels
+        )
+        with self.db.session() as session:
+            for b in budgets.list_budgets(session=session):
+                key = [b.id, b.scope, b.subject or "", b.window]
+                remaining.add_metric(key, b.remaining_usd)
+                spent.add_metric(key, b.spent_usd)
+        yield remaining
+        yield spent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
@@ -28,6 +29,8 @@ from services.providers.schemas import (
     BudgetsPublic,
     BudgetUpdate,
     ChatCompletionRequest,
+    ReportGroup,
+    SpendReport,
     UsagesPublic,
 )
 
@@ -104,3 +107,16 @@ def update_budget(budget_id: BudgetId, body: BudgetUpdate, db: DbSessionDep) -> 
 @router.delete("/budgets/{budget_id}", status_code=204, responses=error_responses(NotFound))
 def delete_budget(budget_id: BudgetId, db: DbSessionDep) -> None:
     budgets.delete_budget(session=db, budget_id=budget_id)
+
+
+@router.get("/reports/spend")
+def read_spend_report(
+    db: DbSessionDep,
+    group_by: Annotated[ReportGroup, Query(description="model, caller, api_key or day")],
+    since: Annotated[datetime | None, Query(description="From this time (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time (ISO 8601)")] = None,
+) -> SpendReport:
+    """Calls, tokens and spend from the ledger, for the dashboard and for people."""
+    if since is not None and until is not None and since >= until:
+        raise BadRequest("since must be before until")
+    return service.spend_report(session=db, group_by=group_by, since=since, until=until)

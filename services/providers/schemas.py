@@ -100,3 +100,23 @@ class BudgetPublic(BaseModel):
 class BudgetsPublic(BaseModel):
     data: list[BudgetPublic]
     count: int
+
+
+ReportGroup = Literal["model", "caller", "api_key", "day"]
+
+
+class SpendRow(BaseModel):
+    key: str | None = Field(description="The model, calling slice, key id or day")
+    calls: int
+    errors: int = Field(description="Calls that did not succeed (incl. refused by a budget)")
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class SpendReport(BaseModel):
+    group_by: ReportGroup
+    since: datetime | None
+    until: datetime | None
+    rows: list[SpendRow] = Field(description="Most expensive first")
+    total_cost_usd: float

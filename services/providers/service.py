@@ -6,7 +6,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from openrouter_gateway import OpenRouterClient, OpenRouterError, compute_cost
@@ -17,7 +18,13 @@ from services.kit.errors import BadRequest, ServiceUnavailable, SliceError, Upst
 from services.providers import budgets
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import UsageRecord
-from services.providers.schemas import ChatCompletionRequest, UsagePublic
+from services.providers.schemas import (
+    ChatCompletionRequest,
+    ReportGroup,
+    SpendReport,
+    SpendRow,
+    UsagePublic,
+)
 
 
 def usage_from_body(body: dict[str, Any], requested: str | None) -> dict[str, Any]:
@@ -177,3 +184,52 @@ def slice_error_from(exc: OpenRouterError) -> SliceError:
     if status is None:
         return ServiceUnavailable(message)
     return UpstreamError(message)
+
+
+def spend_report(
+    *, session: Session, group_by: ReportGroup, since: datetime | None, until: datetime | None
+) -> SpendReport:
+    """Calls, tokens and spend from the ledger, grouped by model, caller, API key or day."""
+    column = {
+        "model": col(UsageRecord.model),
+        "caller": col(UsageRecord.caller),
+        "api_key": col(UsageRecord.api_key_id),
+        "day": func.date(UsageRecord.created_at),
+    }[group_by]
+    where = []
+    if since is not None:
+        where.append(col(UsageRecord.created_at) >= since)
+    if until is not None:
+        where.append(col(UsageRecord.created_at) < until)
+    cost = func.sum(UsageRecord.cost_usd)
+    rows = session.execute(  # plain SQLAlchemy: SQLModel's select types four columns at most
+        sa_select(
+            column,
+            func.count(),
+            func.sum(case((col(UsageRecord.outcome) != "ok", 1), else_=0)),
+            func.sum(UsageRecord.prompt_tokens),
+            func.sum(UsageRecord.completion_tokens),
+            cost,
+        )
+        .where(*where)
+        .group_by(column)
+        .order_by(cost.desc())
+    ).all()
+    data = [
+        SpendRow(
+            key=None if k is None else str(k),
+            calls=n,
+            errors=e or 0,
+            prompt_tokens=p or 0,
+            completion_tokens=c or 0,
+            cost_usd=float(usd or 0.0),
+        )
+        for k, n, e, p, c, usd in rows
+    ]
+    return SpendReport(
+        group_by=group_by,
+        since=since,
+        until=until,
+        rows=data,
+        total_cost_usd=sum(r.cost_usd for r in data),
+    )

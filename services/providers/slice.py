@@ -49,7 +49,9 @@ class ProvidersSlice(AtomicSlice):
         )
         if released:
             log.warning("released_stale_budget_holds", count=released)
-        self.deps = ProvidersDeps(ctx=ctx, llm=llm, metrics=ProvidersMetrics(ctx.metrics.registry))
+        self.deps = ProvidersDeps(
+            ctx=ctx, llm=llm, metrics=ProvidersMetrics(ctx.metrics.registry, ctx.db)
+        )
 
     async def status_details(self) -> dict[str, Any]:
         def totals(s: Session) -> dict[str, Any]:

@@ -140,3 +140,48 @@ def test_stale_holds_are_released(tmp_path: Path) -> None:
             assert got.reserved_usd == 0 and got.remaining_usd == 1.0
     finally:
         db.dispose()
+
+
+def test_spend_report_and_budget_metrics(api: httpx.Client) -> None:
+    api.post("/v1/budgets", json={"scope": "global", "window": "daily", "limit_usd": 1.0})
+    for key, model in [
+        ("k1", "openai/gpt-4o-mini"),
+        ("k1", "openai/gpt-4o"),
+        ("k2", "openai/gpt-4o"),
+    ]:
+        r = api.post(
+            "/v1/chat/completions",
+            json={**CALL, "model": model},
+            headers={"X-API-Key-ID": key, "X-Caller": "agent_core"},
+        )
+        assert r.status_code == 200
+    api.post("/v1/chat/completions", json={**CALL, "model": "nope/unknown"})  # 400, no spend
+
+    by_model = api.get("/v1/reports/spend", params={"group_by": "model"}).json()
+    rows = {r["key"]: r for r in by_model["rows"]}
+    assert rows["openai/gpt-4o"]["calls"] == 2 and rows["openai/gpt-4o-mini"]["calls"] == 1
+    assert by_model["rows"][0]["key"] == "openai/gpt-4o"  # most expensive first
+    by_key = {
+        r["key"]: r
+        for r in api.get("/v1/reports/spend", params={"group_by": "api_key"}).json()["rows"]
+    }
+    assert by_key["k1"]["calls"] == 2 and by_key["k2"]["calls"] == 1
+    by_day = api.get("/v1/reports/spend", params={"group_by": "day"}).json()
+    assert by_day["total_cost_usd"] == pytest.approx(by_model["total_cost_usd"])
+    assert by_day["rows"][0]["key"] == datetime.now(UTC).date().isoformat()
+    bad = api.get("/v1/reports/spend", params={"group_by": "colour"})
+    assert bad.status_code == 422 and "query.group_by" in bad.text
+    order = api.get(
+        "/v1/reports/spend",
+        params={
+            "group_by": "model",
+            "since": "2026-01-02T00:00:00Z",
+            "until": "2026-01-01T00:00:00Z",
+        },
+    )
+    assert order.status_code == 400
+
+    metrics = httpx.get(str(api.base_url) + "/metrics").text
+    assert 'llm_budget_remaining_usd{budget_id="' in metrics
+    spent = [line for line in metrics.splitlines() if line.startswith("llm_budget_spent_usd{")]
+    assert float(spent[0].rsplit(" ", 1)[1]) == pytest.approx(by_model["total_cost_usd"])
