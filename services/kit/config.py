@@ -62,6 +62,9 @@ class AgentCoreSettings(ServiceSettings):
 class ProvidersSettings(ServiceSettings):
     upstream_timeout_s: float = Field(120.0, gt=0, description="Timeout of one upstream call")
     max_tokens_cap: int = Field(16_384, gt=0, description="Largest max_tokens a caller may ask")
+    catalog_refresh_s: float = Field(
+        21_600, ge=0, description="Refresh the model catalog from upstream this often; 0 never"
+    )
     budget_default_max_tokens: int = Field(
         4_096,
         gt=0,

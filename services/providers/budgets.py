@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from openrouter_gateway import price_of
+from openrouter_gateway import ModelPrice
 from services.kit.errors import BadRequest, Conflict, NotFound, SliceError
 from services.providers.models import Budget, BudgetReservation, BudgetWindow
 from services.providers.schemas import BudgetCreate, BudgetPublic, BudgetUpdate
@@ -205,7 +206,13 @@ def reserve(
     return res
 
 
-def worst_case_nusd(*, model: str, payload: dict[str, Any], max_tokens: int) -> int:
+def worst_case_nusd(
+    *,
+    model: str,
+    payload: dict[str, Any],
+    max_tokens: int,
+    price_of: Callable[[str], ModelPrice | None],
+) -> int:
     """The most a call can cost: every UTF-8 byte of the prompt a token (no tokenizer makes
     fewer bytes per token), plus ``max_tokens`` of completion, plus any per-request price."""
     price = price_of(model)

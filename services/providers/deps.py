@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import SliceContext
+from services.providers.catalog import Catalog
 from services.providers.metrics import ProvidersMetrics
 
 
@@ -17,6 +18,7 @@ class ProvidersDeps:
     ctx: SliceContext
     llm: OpenRouterClient
     metrics: ProvidersMetrics
+    catalog: Catalog
 
 
 def get_providers_deps(request: Request) -> ProvidersDeps:

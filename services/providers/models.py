@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlalchemy.orm import registry
@@ -74,3 +75,14 @@ class BudgetReservation(ProvidersBase, table=True):
     windows: list[list[str]] = Field(
         sa_column=Column(JSON, nullable=False), description="[budget_id, window_start] pairs"
     )
+
+
+class CatalogModel(ProvidersBase, table=True):
+    """One model of the upstream's catalog (OpenRouter's GET /models item, kept whole)."""
+
+    __tablename__ = "catalog_models"
+
+    id: str = Field(primary_key=True, max_length=200)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    source: str = Field(max_length=16, description="snapshot | upstream")
+    updated_at: datetime

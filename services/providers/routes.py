@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 
+from openrouter_gateway import OpenRouterError
 from services.kit.app import DbSessionDep
 from services.kit.context import CALLER_HEADER
 from services.kit.errors import (
@@ -20,6 +21,7 @@ from services.kit.errors import (
 )
 from services.providers import budgets, service
 from services.providers.budgets import BudgetExceeded
+from services.providers.catalog import CatalogError
 from services.providers.deps import ProvidersDep
 from services.providers.schemas import (
     API_KEY_ID_HEADER,
@@ -29,6 +31,9 @@ from services.providers.schemas import (
     BudgetsPublic,
     BudgetUpdate,
     ChatCompletionRequest,
+    ModelPublic,
+    ModelsPublic,
+    ModelsRefreshed,
     ReportGroup,
     SpendReport,
     UsagesPublic,
@@ -58,6 +63,7 @@ async def create_chat_completion(
         session_id=session_id,
         api_key_id=api_key_id,
         settings=ctx.settings.providers,
+        catalog=deps.catalog,
         metrics=deps.metrics,
     )
     return JSONResponse(result, headers={"X-Model": str(result.get("model", ""))})
@@ -120,3 +126,35 @@ def read_spend_report(
     if since is not None and until is not None and since >= until:
         raise BadRequest("since must be before until")
     return service.spend_report(session=db, group_by=group_by, since=since, until=until)
+
+
+@router.get("/models")
+def read_models(deps: ProvidersDep) -> ModelsPublic:
+    """The model catalog, OpenAI list shape, with OpenRouter's pricing and capabilities."""
+    cat = deps.catalog
+    data = [
+        ModelPublic.model_validate(
+            {
+                "object": "model",
+                "owned_by": mid.split("/", 1)[0],
+                "created": m.get("created") or 0,
+                **m,
+            }
+        )
+        for mid, m in sorted(cat.models.items())
+    ]
+    return ModelsPublic(data=data, source=cat.source, updated_at=cat.updated_at)
+
+
+@router.post("/models/refresh", responses=error_responses(UpstreamError, ServiceUnavailable))
+async def refresh_models(deps: ProvidersDep) -> ModelsRefreshed:
+    """Fetch the upstream's catalog now and replace ours (all or nothing)."""
+    try:
+        count = await deps.catalog.refresh(deps.llm)
+    except CatalogError as exc:
+        raise UpstreamError(f"the upstream catalog was refused: {exc}") from exc
+    except OpenRouterError as exc:
+        raise service.slice_error_from(exc) from exc
+    return ModelsRefreshed(
+        count=count, source=deps.catalog.source, updated_at=deps.catalog.updated_at
+    )

@@ -120,3 +120,30 @@ class SpendReport(BaseModel):
     until: datetime | None
     rows: list[SpendRow] = Field(description="Most expensive first")
     total_cost_usd: float
+
+
+class ModelPublic(BaseModel):
+    """OpenAI's model object plus OpenRouter's catalog fields."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    name: str | None = None
+    context_length: int | None = None
+    pricing: dict[str, str] | None = Field(None, description="USD per token, as strings")
+    supported_parameters: list[str] | None = None
+
+
+class ModelsPublic(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelPublic]
+    source: str = Field(description="snapshot (shipped) or upstream (refreshed)")
+    updated_at: datetime | None
+
+
+class ModelsRefreshed(BaseModel):
+    count: int
+    source: str
+    updated_at: datetime | None

@@ -10,12 +10,13 @@ from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from openrouter_gateway import OpenRouterClient, OpenRouterError, compute_cost
+from openrouter_gateway import OpenRouterClient, OpenRouterError
 from services.kit.config import ProvidersSettings
 from services.kit.context import request_id_var
 from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, ServiceUnavailable, SliceError, UpstreamError
 from services.providers import budgets
+from services.providers.catalog import Catalog
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import UsageRecord
 from services.providers.schemas import (
@@ -27,7 +28,9 @@ from services.providers.schemas import (
 )
 
 
-def usage_from_body(body: dict[str, Any], requested: str | None) -> dict[str, Any]:
+def usage_from_body(
+    body: dict[str, Any], requested: str | None, catalog: Catalog
+) -> dict[str, Any]:
     """Tokens, model and cost of an OpenAI-shaped response; cost from the catalog if absent."""
     usage = body.get("usage") or {}
     model = body.get("model") or requested
@@ -37,7 +40,7 @@ def usage_from_body(body: dict[str, Any], requested: str | None) -> dict[str, An
     source = "upstream"
     if cost is None:
         cost, source = (
-            (compute_cost(model, prompt, completion), "catalog") if model else (0.0, "none")
+            (catalog.cost_usd(model, prompt, completion), "catalog") if model else (0.0, "none")
         )
     return {
         "model": model,
@@ -90,6 +93,7 @@ async def complete(
     api_key_id: str | None,
     settings: ProvidersSettings,
     metrics: ProvidersMetrics,
+    catalog: Catalog,
 ) -> dict[str, Any]:
     """Forward a chat completion upstream within the budgets that govern it, and record it
     in the ledger, failed or not."""
@@ -117,7 +121,10 @@ async def complete(
         # A call under a budget always has a ceiling, so its worst case is bounded.
         payload.setdefault("max_tokens", settings.budget_default_max_tokens)
         worst = budgets.worst_case_nusd(
-            model=request.model, payload=payload, max_tokens=payload["max_tokens"]
+            model=request.model,
+            payload=payload,
+            max_tokens=payload["max_tokens"],
+            price_of=catalog.price_of,
         )
         return budgets.reserve(session=s, amount_nusd=worst, governing=governing)
 
@@ -150,7 +157,7 @@ async def complete(
         await db.run(record_failure)
         metrics.observe(model=model, outcome=type(exc).__name__)
         raise slice_error_from(exc) from exc
-    fields = usage_from_body(result.body, request.model)
+    fields = usage_from_body(result.body, request.model, catalog)
 
     def record_success(s: Session) -> None:
         # One transaction: the ledger row and the budget settlement land together.

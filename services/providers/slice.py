@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import structlog
 from fastapi import APIRouter
 from sqlalchemy import MetaData, func
@@ -13,6 +15,7 @@ from sqlmodel import Session, select
 from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.providers import budgets
+from services.providers.catalog import Catalog
 from services.providers.deps import ProvidersDeps
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import ProvidersBase, UsageRecord
@@ -23,6 +26,7 @@ log = structlog.get_logger("providers")
 
 class ProvidersSlice(AtomicSlice):
     name = "providers"
+    _refresher: asyncio.Task[None] | None = None
 
     def routers(self) -> list[APIRouter]:
         return [router]
@@ -49,9 +53,30 @@ class ProvidersSlice(AtomicSlice):
         )
         if released:
             log.warning("released_stale_budget_holds", count=released)
+        catalog = Catalog(ctx.db)
+        await anyio.to_thread.run_sync(catalog.load)
         self.deps = ProvidersDeps(
-            ctx=ctx, llm=llm, metrics=ProvidersMetrics(ctx.metrics.registry, ctx.db)
+            ctx=ctx,
+            llm=llm,
+            metrics=ProvidersMetrics(ctx.metrics.registry, ctx.db),
+            catalog=catalog,
         )
+        every = s.providers.catalog_refresh_s
+        self._refresher = asyncio.create_task(self._refresh_catalog(every)) if every else None
+
+    async def _refresh_catalog(self, every_s: float) -> None:
+        """Keep the catalog fresh; a failed refresh keeps the old one and is logged."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                count = await self.deps.catalog.refresh(self.deps.llm)
+                log.info("catalog_refreshed", models=count)
+            except Exception as exc:  # the schedule must survive any upstream trouble
+                log.warning("catalog_refresh_failed", error=repr(exc))
+
+    async def shutdown(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
 
     async def status_details(self) -> dict[str, Any]:
         def totals(s: Session) -> dict[str, Any]:
@@ -68,6 +93,10 @@ class ProvidersSlice(AtomicSlice):
         return {
             "llm_mode": self.context.settings.llm_mode,
             "upstream": self.context.settings.llm_base_url,
+            "catalog": {
+                "models": len(self.deps.catalog.models),
+                "source": self.deps.catalog.source,
+            },
             **figures,
         }
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from openrouter_gateway import price_of
 from openrouter_gateway.simulator import create_simulator_app
 from services.kit.app import create_app, open_database
 from services.kit.serve import load_slice
@@ -93,7 +94,9 @@ def test_budget_needs_a_priced_model(api: httpx.Client) -> None:
 
 async def test_concurrent_calls_never_overspend(api: httpx.Client) -> None:
     worst = budgets.to_usd(
-        budgets.worst_case_nusd(model=CALL["model"], payload=CALL, max_tokens=CALL["max_tokens"])
+        budgets.worst_case_nusd(
+            model=CALL["model"], payload=CALL, max_tokens=CALL["max_tokens"], price_of=price_of
+        )
     )
     limit = worst * 4.5  # room for four calls in flight at once, at their worst
     b = api.post(
