@@ -25,6 +25,7 @@ from services.providers.catalog import CatalogError
 from services.providers.deps import ProvidersDep
 from services.providers.schemas import (
     API_KEY_ID_HEADER,
+    MAX_PRICE_HEADER,
     SESSION_HEADER,
     BudgetCreate,
     BudgetPublic,
@@ -52,10 +53,21 @@ async def create_chat_completion(
     caller: Annotated[str | None, Header(alias=CALLER_HEADER, max_length=64)] = None,
     session_id: Annotated[str | None, Header(alias=SESSION_HEADER, max_length=64)] = None,
     api_key_id: Annotated[str | None, Header(alias=API_KEY_ID_HEADER, max_length=64)] = None,
+    max_price_usd: Annotated[
+        float | None,
+        Header(
+            alias=MAX_PRICE_HEADER,
+            ge=0,
+            description="With model auto: the most a call may cost (estimated)",
+        ),
+    ] = None,
 ) -> JSONResponse:
-    """OpenAI-compatible chat completion through OpenRouter (or the simulator)."""
+    """OpenAI-compatible chat completion through OpenRouter (or the simulator).
+
+    ``model: "auto"`` routes the request: the answer's ``X-Route-Model`` and
+    ``X-Route-Reason`` headers say which model was chosen and why."""
     ctx = deps.ctx
-    result = await service.complete(
+    done = await service.complete(
         client=deps.llm,
         db=ctx.db,
         request=body,
@@ -65,8 +77,13 @@ async def create_chat_completion(
         settings=ctx.settings.providers,
         catalog=deps.catalog,
         metrics=deps.metrics,
+        max_price_usd=max_price_usd,
     )
-    return JSONResponse(result, headers={"X-Model": str(result.get("model", ""))})
+    headers = {"X-Model": str(done.body.get("model", ""))}
+    if done.decision is not None:
+        headers["X-Route-Model"] = done.decision.model
+        headers["X-Route-Reason"] = done.decision.header()
+    return JSONResponse(done.body, headers=headers)
 
 
 @router.get("/usage")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SESSION_HEADER = "X-Session-ID"
 API_KEY_ID_HEADER = "X-API-Key-ID"
+MAX_PRICE_HEADER = "X-Route-Max-Price-USD"
 
 
 class ChatMessage(BaseModel):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from openrouter_gateway import OpenRouterClient, OpenRouterError
+from openrouter_gateway.router import NoModelFits, RouteDecision, route
 from services.kit.config import ProvidersSettings
 from services.kit.context import request_id_var
 from services.kit.database import SliceDatabase
@@ -83,6 +86,16 @@ def list_usage(
     return [UsagePublic.model_validate(r, from_attributes=True) for r in rows], count, cost, tokens
 
 
+AUTO_MODEL = "auto"
+log = structlog.get_logger("providers")
+
+
+@dataclass(frozen=True)
+class Completion:
+    body: dict[str, Any]
+    decision: RouteDecision | None = None
+
+
 async def complete(
     *,
     client: OpenRouterClient,
@@ -94,9 +107,10 @@ async def complete(
     settings: ProvidersSettings,
     metrics: ProvidersMetrics,
     catalog: Catalog,
-) -> dict[str, Any]:
+    max_price_usd: float | None = None,
+) -> Completion:
     """Forward a chat completion upstream within the budgets that govern it, and record it
-    in the ledger, failed or not."""
+    in the ledger, failed or not. ``model: "auto"`` lets the router choose."""
     if request.stream:
         raise BadRequest("stream=true is not supported yet; send stream=false")
     cap = settings.max_tokens_cap
@@ -110,7 +124,24 @@ async def complete(
         "api_key_id": api_key_id,
         "requested_model": request.model,
     }
-    model = request.model or "default"
+    decision = None
+    if request.model == AUTO_MODEL:
+        try:
+            decision = route(payload, catalog.models, max_price_usd=max_price_usd)
+        except NoModelFits as exc:
+            raise BadRequest(f"model auto: {exc}") from exc
+        # OpenRouter tries the fallbacks in order when the first choice fails.
+        payload["model"] = decision.model
+        payload["models"] = [decision.model, *decision.fallbacks]
+        log.info(
+            "routed",
+            model=decision.model,
+            tier=decision.tier,
+            reason=decision.reason,
+            fallbacks=decision.fallbacks,
+        )
+    model = payload.get("model") or "default"
+    candidates = payload.get("models") or [model]
 
     def hold(s: Session) -> budgets.Reservation | None:
         governing = budgets.applicable(s, caller=caller, api_key_id=api_key_id)
@@ -118,13 +149,17 @@ async def complete(
             return None
         if request.model is None:
             raise BadRequest("model is required when a budget applies")
-        # A call under a budget always has a ceiling, so its worst case is bounded.
+        # A call under a budget always has a ceiling, so its worst case is bounded; with
+        # fallbacks, the dearest of them is what it may cost.
         payload.setdefault("max_tokens", settings.budget_default_max_tokens)
-        worst = budgets.worst_case_nusd(
-            model=request.model,
-            payload=payload,
-            max_tokens=payload["max_tokens"],
-            price_of=catalog.price_of,
+        worst = max(
+            budgets.worst_case_nusd(
+                model=m,
+                payload=payload,
+                max_tokens=payload["max_tokens"],
+                price_of=catalog.price_of,
+            )
+            for m in candidates
         )
         return budgets.reserve(session=s, amount_nusd=worst, governing=governing)
 
@@ -157,7 +192,7 @@ async def complete(
         await db.run(record_failure)
         metrics.observe(model=model, outcome=type(exc).__name__)
         raise slice_error_from(exc) from exc
-    fields = usage_from_body(result.body, request.model, catalog)
+    fields = usage_from_body(result.body, model, catalog)
 
     def record_success(s: Session) -> None:
         # One transaction: the ledger row and the budget settlement land together.
@@ -176,7 +211,7 @@ async def complete(
         cost=fields["cost_usd"],
         seconds=result.latency_s,
     )
-    return result.body
+    return Completion(body=result.body, decision=decision)
 
 
 def slice_error_from(exc: OpenRouterError) -> SliceError:

@@ -126,3 +126,36 @@ async def test_cost_falls_back_to_catalog_prices(tmp_path: Path) -> None:
         # gpt-4o: $2.50 / M prompt, $10 / M completion
         assert row["cost_usd"] == pytest.approx(1000 * 2.5e-6 + 100 * 1e-5)
         assert row["cost_source"] == "catalog"
+
+
+def test_model_auto_routes_and_says_why(providers: httpx.Client) -> None:
+    easy = providers.post(
+        "/v1/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi!"}]},
+    )
+    assert easy.status_code == 200, easy.text
+    assert easy.headers["x-route-model"] == "meta-llama/llama-3.1-8b-instruct"
+    assert easy.json()["model"] == easy.headers["x-route-model"]
+    assert easy.headers["x-route-reason"].startswith("simple request")
+    hard = providers.post(
+        "/v1/chat/completions",
+        json={
+            "model": "auto",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "Design a multi-region architecture for a payments ledger, "
+                    "with failure modes, trade-offs and a migration plan.",
+                }
+            ],
+        },
+    )
+    assert hard.headers["x-route-reason"].startswith("complex request")
+    row = providers.get("/v1/usage").json()["data"][0]
+    assert row["requested_model"] == "auto" and row["model"] == hard.headers["x-route-model"]
+    too_cheap = providers.post(
+        "/v1/chat/completions",
+        headers={"X-Route-Max-Price-USD": "0.0000000001"},
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert too_cheap.status_code == 400 and "no model fits" in too_cheap.text
