@@ -78,7 +78,7 @@ _ITEMS = re.compile(r",|;|\band\b", re.IGNORECASE)
 class Assessment:
     tier: Tier
     score: float
-    signals: dict[str, float]
+    signals: dict[str, int]
 
 
 def _text_of(content: Any) -> str:
