@@ -23,7 +23,7 @@ class MasterDeps:
     own_status: Callable[[], Awaitable[Any]]
 
 
-def get_master_deps(request: Request) -> MasterDeps:
+async def get_master_deps(request: Request) -> MasterDeps:
     deps: MasterDeps = request.app.state.slice.deps
     return deps
 

@@ -100,7 +100,7 @@ class KeyCache:
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        principal = await self.db.run(lambda s: find_key(session=s, raw=raw))
+        principal = await self.db.run(lambda s: find_key(session=s, raw=raw), write=False)
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[digest] = (now + self.ttl_s, principal)

@@ -37,7 +37,7 @@ class TurnMetrics:
         )
 
 
-def get_agent_deps(request: Request) -> AgentDeps:
+async def get_agent_deps(request: Request) -> AgentDeps:
     deps: AgentDeps = request.app.state.slice.deps
     return deps
 

@@ -45,7 +45,7 @@ class AgentCoreSlice(AtomicSlice):
             rows = s.exec(select(Turn.outcome, func.count()).group_by(Turn.outcome)).all()
             return {"turns": dict(rows), "model": self.context.settings.agent_core.model}
 
-        return await self.context.db.run(counts)
+        return await self.context.db.run(counts, write=False)
 
 
 def create_slice() -> AgentCoreSlice:

@@ -39,19 +39,24 @@ from services.kit.slice_base import (
 log = structlog.get_logger("kit")
 
 
-def get_slice(request: Request) -> AtomicSlice:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
+# its threadpool, a thread hop per dependency per request.
+async def get_slice(request: Request) -> AtomicSlice:
     slice_: AtomicSlice = request.app.state.slice
     return slice_
 
 
-def get_context(request: Request) -> SliceContext:
-    return get_slice(request).context
+async def get_context(request: Request) -> SliceContext:
+    context: SliceContext = request.app.state.slice.context
+    return context
 
 
 def get_db_session(request: Request) -> Any:
     """One database session per request, committed when the handler returns (before the
-    response is sent), rolled back if it raises."""
-    with get_context(request).db.session() as session:
+    response is sent), rolled back if it raises. GET and HEAD only read."""
+    write = request.method not in ("GET", "HEAD")
+    db: SliceDatabase = request.app.state.slice.context.db
+    with db.session(write=write) as session:
         yield session
 
 
@@ -60,7 +65,7 @@ ContextDep = Annotated[SliceContext, Depends(get_context)]
 DbSessionDep = Annotated[Session, Depends(get_db_session, scope="function")]
 
 
-def require_internal_token(request: Request) -> None:
+async def require_internal_token(request: Request) -> None:
     """Internal routes answer only callers holding the fleet's shared token."""
     expected: str = request.app.state.internal_token
     given = request.headers.get(INTERNAL_TOKEN_HEADER, "")

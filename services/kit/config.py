@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -62,6 +62,16 @@ class AgentCoreSettings(ServiceSettings):
 class ProvidersSettings(ServiceSettings):
     upstream_timeout_s: float = Field(120.0, gt=0, description="Timeout of one upstream call")
     max_tokens_cap: int = Field(16_384, gt=0, description="Largest max_tokens a caller may ask")
+    ledger_mode: Literal["durable", "write_behind"] = Field(
+        "durable",
+        description="durable: answer after the usage row is committed; "
+        "write_behind: answer first (a hard kill may lose the last moments of rows)",
+    )
+    ledger_max_queue: int = Field(10_000, gt=0, description="Usage rows waiting at most")
+    ledger_max_batch: int = Field(256, gt=0, description="Usage rows per transaction at most")
+    budget_cache_ttl_s: float = Field(
+        2.0, ge=0, description="How long budget definitions are cached (other replicas' edits)"
+    )
     catalog_refresh_s: float = Field(
         21_600, ge=0, description="Refresh the model catalog from upstream this often; 0 never"
     )

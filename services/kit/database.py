@@ -4,6 +4,7 @@ otherwise, with its Alembic history applied at start-up."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +46,7 @@ class SliceDatabase:
             kwargs["pool_size"] = 20
             kwargs["max_overflow"] = 20
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self._write_lock = threading.Lock()
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -65,9 +67,15 @@ class SliceDatabase:
             command.upgrade(cfg, "head")
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on error.
+
+        On SQLite, units that may write take this process's write lock first: writers then
+        queue and wake the moment the lock is free, instead of colliding inside SQLite and
+        sleeping in its busy handler (milliseconds each time). Readers never wait (WAL).
+        """
+        lock = self._write_lock if write and self.is_sqlite else contextlib.nullcontext()
+        with lock, Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -75,11 +83,11 @@ class SliceDatabase:
                 session.rollback()
                 raise
 
-    async def run(self, fn: Callable[[Session], T]) -> T:
+    async def run(self, fn: Callable[[Session], T], *, write: bool = True) -> T:
         """Run ``fn(session)`` in a worker thread inside one committed unit of work."""
 
         def work() -> T:
-            with self.session() as session:
+            with self.session(write=write) as session:
                 return fn(session)
 
         return await anyio.to_thread.run_sync(work)

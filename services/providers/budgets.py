@@ -9,6 +9,7 @@ anything. Money is kept in integer nano-USD, so sums are exact.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from openrouter_gateway import ModelPrice
+from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, Conflict, NotFound, SliceError
 from services.providers.models import Budget, BudgetReservation, BudgetWindow
 from services.providers.schemas import BudgetCreate, BudgetPublic, BudgetUpdate
@@ -141,20 +143,66 @@ def delete_budget(*, session: Session, budget_id: str) -> None:
 
 
 # --- reserve and settle ------------------------------------------------------------------------
-def applicable(session: Session, *, caller: str | None, api_key_id: str | None) -> list[Budget]:
-    """The budgets that govern a call from ``caller`` paid by ``api_key_id``."""
-    rows = session.exec(select(Budget)).all()
+@dataclass(frozen=True)
+class BudgetRule:
+    """A budget's definition, detached from the database (what the cache holds)."""
+
+    id: str
+    scope: str
+    subject: str
+    window: str
+    limit_nusd: int
+
+    def governs(self, caller: str | None, api_key_id: str | None) -> bool:
+        return (
+            self.scope == "global"
+            or (self.scope == "slice" and caller is not None and self.subject == caller)
+            or (self.scope == "api_key" and api_key_id is not None and self.subject == api_key_id)
+        )
+
+
+def load_rules(session: Session) -> list[BudgetRule]:
     return [
-        b
-        for b in rows
-        if b.scope == "global"
-        or (b.scope == "slice" and caller is not None and b.subject == caller)
-        or (b.scope == "api_key" and api_key_id is not None and b.subject == api_key_id)
+        BudgetRule(b.id, b.scope, b.subject, b.window, b.limit_nusd)
+        for b in session.exec(select(Budget)).all()
     ]
 
 
+def applicable(session: Session, *, caller: str | None, api_key_id: str | None) -> list[BudgetRule]:
+    """The budgets that govern a call from ``caller`` paid by ``api_key_id``."""
+    return [r for r in load_rules(session) if r.governs(caller, api_key_id)]
+
+
+class BudgetCache:
+    """Budget definitions in memory, so a call that no budget governs costs no query.
+
+    Changes made through this process apply at once; changes made by another replica within
+    ``ttl_s`` (the spend itself is always read from the database when reserving).
+    """
+
+    def __init__(self, db: SliceDatabase, ttl_s: float) -> None:
+        self.db = db
+        self.ttl_s = ttl_s
+        self._rules: list[BudgetRule] | None = None
+        self._loaded_at = 0.0
+
+    def invalidate(self) -> None:
+        self._rules = None
+
+    async def governing(self, caller: str | None, api_key_id: str | None) -> list[BudgetRule]:
+        now = time.monotonic()
+        if self._rules is None or now - self._loaded_at > self.ttl_s:
+            self._rules = await self.db.run(load_rules, write=False)
+            self._loaded_at = now
+        return [r for r in self._rules if r.governs(caller, api_key_id)]
+
+
 def reserve(
-    *, session: Session, amount_nusd: int, governing: list[Budget], now: datetime | None = None
+    *,
+    session: Session,
+    amount_nusd: int,
+    governing: list[BudgetRule],
+    now: datetime | None = None,
 ) -> Reservation | None:
     """Hold ``amount_nusd`` on every governing budget, or raise BudgetExceeded (402).
 

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 
 from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import SliceContext
+from services.providers.budgets import BudgetCache
 from services.providers.catalog import Catalog
+from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
 
 
@@ -19,9 +21,11 @@ class ProvidersDeps:
     llm: OpenRouterClient
     metrics: ProvidersMetrics
     catalog: Catalog
+    budget_cache: BudgetCache
+    ledger: LedgerWriter
 
 
-def get_providers_deps(request: Request) -> ProvidersDeps:
+async def get_providers_deps(request: Request) -> ProvidersDeps:
     deps: ProvidersDeps = request.app.state.slice.deps
     return deps
 

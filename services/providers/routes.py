@@ -76,6 +76,8 @@ async def create_chat_completion(
         api_key_id=api_key_id,
         settings=ctx.settings.providers,
         catalog=deps.catalog,
+        budget_cache=deps.budget_cache,
+        ledger=deps.ledger,
         metrics=deps.metrics,
         max_price_usd=max_price_usd,
     )
@@ -104,9 +106,12 @@ BudgetId = Annotated[str, Path(pattern=r"^[a-f0-9]{1,32}$", description="Budget 
 
 
 @router.post("/budgets", status_code=201, responses=error_responses(Conflict))
-def create_budget(body: BudgetCreate, db: DbSessionDep) -> BudgetPublic:
+def create_budget(body: BudgetCreate, db: DbSessionDep, deps: ProvidersDep) -> BudgetPublic:
     """A spending limit for everyone, one calling slice, or one API key, per window."""
-    return budgets.create_budget(session=db, data=body)
+    made = budgets.create_budget(session=db, data=body)
+    db.commit()  # before the cache reloads it
+    deps.budget_cache.invalidate()
+    return made
 
 
 @router.get("/budgets")
@@ -122,14 +127,21 @@ def read_budget(budget_id: BudgetId, db: DbSessionDep) -> BudgetPublic:
 
 
 @router.patch("/budgets/{budget_id}", responses=error_responses(NotFound))
-def update_budget(budget_id: BudgetId, body: BudgetUpdate, db: DbSessionDep) -> BudgetPublic:
+def update_budget(
+    budget_id: BudgetId, body: BudgetUpdate, db: DbSessionDep, deps: ProvidersDep
+) -> BudgetPublic:
     """Change a budget's limit; spend already booked stays."""
-    return budgets.update_budget(session=db, budget_id=budget_id, data=body)
+    changed = budgets.update_budget(session=db, budget_id=budget_id, data=body)
+    db.commit()
+    deps.budget_cache.invalidate()
+    return changed
 
 
 @router.delete("/budgets/{budget_id}", status_code=204, responses=error_responses(NotFound))
-def delete_budget(budget_id: BudgetId, db: DbSessionDep) -> None:
+def delete_budget(budget_id: BudgetId, db: DbSessionDep, deps: ProvidersDep) -> None:
     budgets.delete_budget(session=db, budget_id=budget_id)
+    db.commit()
+    deps.budget_cache.invalidate()
 
 
 @router.get("/reports/spend")

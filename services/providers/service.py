@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, ServiceUnavailable, SliceError, UpstreamError
 from services.providers import budgets
 from services.providers.catalog import Catalog
+from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import UsageRecord
 from services.providers.schemas import (
@@ -54,14 +55,6 @@ def usage_from_body(
         "cost_usd": float(cost),
         "cost_source": source,
     }
-
-
-def record_usage(*, session: Session, **fields: Any) -> UsagePublic:
-    """Store one ledger row."""
-    row = UsageRecord(created_at=datetime.now(UTC), **fields)
-    session.add(row)
-    session.flush()
-    return UsagePublic.model_validate(row, from_attributes=True)
 
 
 def list_usage(
@@ -107,6 +100,8 @@ async def complete(
     settings: ProvidersSettings,
     metrics: ProvidersMetrics,
     catalog: Catalog,
+    budget_cache: budgets.BudgetCache,
+    ledger: LedgerWriter,
     max_price_usd: float | None = None,
 ) -> Completion:
     """Forward a chat completion upstream within the budgets that govern it, and record it
@@ -141,12 +136,10 @@ async def complete(
             fallbacks=decision.fallbacks,
         )
     model = payload.get("model") or "default"
-    candidates = payload.get("models") or [model]
 
-    def hold(s: Session) -> budgets.Reservation | None:
-        governing = budgets.applicable(s, caller=caller, api_key_id=api_key_id)
-        if not governing:
-            return None
+    reservation = None
+    governing = await budget_cache.governing(caller, api_key_id)
+    if governing:
         if request.model is None:
             raise BadRequest("model is required when a budget applies")
         # A call under a budget always has a ceiling, so its worst case is bounded; with
@@ -159,50 +152,35 @@ async def complete(
                 max_tokens=payload["max_tokens"],
                 price_of=catalog.price_of,
             )
-            for m in candidates
+            for m in payload.get("models") or [model]
         )
-        return budgets.reserve(session=s, amount_nusd=worst, governing=governing)
-
-    try:
-        reservation = await db.run(hold)
-    except budgets.BudgetExceeded as exc:
-        message = exc.message
-        await db.run(
-            lambda s: record_usage(
-                session=s, **base, outcome="budget_exceeded", error=message[:500]
+        try:
+            reservation = await db.run(
+                lambda s: budgets.reserve(session=s, amount_nusd=worst, governing=governing)
             )
-        )
-        metrics.observe(model=model, outcome="budget_exceeded")
-        raise
+        except budgets.BudgetExceeded as exc:
+            await ledger.record({**base, "outcome": "budget_exceeded", "error": exc.message[:500]})
+            metrics.observe(model=model, outcome="budget_exceeded")
+            raise
     started = time.perf_counter()
     try:
         result = await client.chat_completions(payload)
     except OpenRouterError as exc:
-        failure = {
+        row = {
+            **base,
             "latency_ms": (time.perf_counter() - started) * 1000,
             "outcome": type(exc).__name__,
             "error": str(exc.message)[:500],
         }
-
-        def record_failure(s: Session) -> None:
-            if reservation is not None:
-                budgets.settle(session=s, reservation=reservation, actual_nusd=0)
-            record_usage(session=s, **base, **failure)
-
-        await db.run(record_failure)
+        await ledger.record(row, settle=(reservation, 0) if reservation else None)
         metrics.observe(model=model, outcome=type(exc).__name__)
         raise slice_error_from(exc) from exc
     fields = usage_from_body(result.body, model, catalog)
-
-    def record_success(s: Session) -> None:
-        # One transaction: the ledger row and the budget settlement land together.
-        if reservation is not None:
-            budgets.settle(
-                session=s, reservation=reservation, actual_nusd=budgets.to_nusd(fields["cost_usd"])
-            )
-        record_usage(session=s, **base, **fields, latency_ms=result.latency_s * 1000, outcome="ok")
-
-    await db.run(record_success)
+    actual = budgets.to_nusd(fields["cost_usd"])
+    await ledger.record(
+        {**base, **fields, "latency_ms": result.latency_s * 1000, "outcome": "ok"},
+        settle=(reservation, actual) if reservation else None,
+    )
     metrics.observe(
         model=fields["model"] or "default",
         outcome="ok",

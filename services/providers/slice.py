@@ -17,6 +17,7 @@ from services.kit.slice_base import AtomicSlice, SliceContext
 from services.providers import budgets
 from services.providers.catalog import Catalog
 from services.providers.deps import ProvidersDeps
+from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import ProvidersBase, UsageRecord
 from services.providers.routes import router
@@ -55,11 +56,22 @@ class ProvidersSlice(AtomicSlice):
             log.warning("released_stale_budget_holds", count=released)
         catalog = Catalog(ctx.db)
         await anyio.to_thread.run_sync(catalog.load)
+        registry = ctx.metrics.registry
+        ledger = LedgerWriter(
+            ctx.db,
+            mode=s.providers.ledger_mode,
+            max_queue=s.providers.ledger_max_queue,
+            max_batch=s.providers.ledger_max_batch,
+            registry=registry,
+        )
+        ledger.start()
         self.deps = ProvidersDeps(
             ctx=ctx,
             llm=llm,
-            metrics=ProvidersMetrics(ctx.metrics.registry, ctx.db),
+            metrics=ProvidersMetrics(registry, ctx.db),
             catalog=catalog,
+            budget_cache=budgets.BudgetCache(ctx.db, s.providers.budget_cache_ttl_s),
+            ledger=ledger,
         )
         every = s.providers.catalog_refresh_s
         self._refresher = asyncio.create_task(self._refresh_catalog(every)) if every else None
@@ -77,6 +89,7 @@ class ProvidersSlice(AtomicSlice):
     async def shutdown(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
+        await self.deps.ledger.stop()  # every queued usage row is written before we exit
 
     async def status_details(self) -> dict[str, Any]:
         def totals(s: Session) -> dict[str, Any]:
@@ -89,7 +102,7 @@ class ProvidersSlice(AtomicSlice):
             ).one()
             return {"calls": calls, "cost_usd": round(cost, 6), "tokens": tokens}
 
-        figures = await self.context.db.run(totals)
+        figures = await self.context.db.run(totals, write=False)
         return {
             "llm_mode": self.context.settings.llm_mode,
             "upstream": self.context.settings.llm_base_url,

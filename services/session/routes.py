@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="Session id")]
 
 
-def get_session_settings(ctx: ContextDep) -> SessionSettings:
+async def get_session_settings(ctx: ContextDep) -> SessionSettings:
     return ctx.settings.session
 
 

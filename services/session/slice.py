@@ -29,7 +29,7 @@ class SessionSlice(AtomicSlice):
                 "messages": s.exec(select(func.count()).select_from(Message)).one(),
             }
 
-        return await self.context.db.run(counts)
+        return await self.context.db.run(counts, write=False)
 
 
 def create_slice() -> SessionSlice:
