@@ -13,6 +13,7 @@ from services.providers.budgets import BudgetCache
 from services.providers.catalog import Catalog
 from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
+from services.providers.upstreams import UpstreamRegistry
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ProvidersDeps:
     catalog: Catalog
     budget_cache: BudgetCache
     ledger: LedgerWriter
+    upstreams: UpstreamRegistry
 
 
 async def get_providers_deps(request: Request) -> ProvidersDeps:

@@ -86,3 +86,18 @@ class CatalogModel(ProvidersBase, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     source: str = Field(max_length=16, description="snapshot | upstream")
     updated_at: datetime
+
+
+class Upstream(ProvidersBase, table=True):
+    """An extra OpenAI-compatible upstream (Ollama, vLLM, another OpenRouter account) that
+    serves the models whose ids start with one of its prefixes."""
+
+    __tablename__ = "upstreams"
+
+    name: str = Field(primary_key=True, max_length=64)
+    base_url: str = Field(max_length=500)
+    api_key: str | None = Field(default=None, max_length=500, description="Never returned")
+    model_prefixes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    enabled: bool = True
+    created_at: datetime
+    updated_at: datetime

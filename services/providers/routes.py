@@ -19,7 +19,7 @@ from services.kit.errors import (
     UpstreamError,
     error_responses,
 )
-from services.providers import budgets, service
+from services.providers import budgets, service, upstreams
 from services.providers.budgets import BudgetExceeded
 from services.providers.catalog import CatalogError
 from services.providers.deps import ProvidersDep
@@ -27,6 +27,7 @@ from services.providers.schemas import (
     API_KEY_ID_HEADER,
     MAX_PRICE_HEADER,
     SESSION_HEADER,
+    UPSTREAM_NAME,
     BudgetCreate,
     BudgetPublic,
     BudgetsPublic,
@@ -37,6 +38,10 @@ from services.providers.schemas import (
     ModelsRefreshed,
     ReportGroup,
     SpendReport,
+    UpstreamCreate,
+    UpstreamPublic,
+    UpstreamsPublic,
+    UpstreamUpdate,
     UsagesPublic,
 )
 
@@ -68,7 +73,7 @@ async def create_chat_completion(
     ``X-Route-Reason`` headers say which model was chosen and why."""
     ctx = deps.ctx
     done = await service.complete(
-        client=deps.llm,
+        upstreams=deps.upstreams,
         db=ctx.db,
         request=body,
         caller=caller,
@@ -81,7 +86,7 @@ async def create_chat_completion(
         metrics=deps.metrics,
         max_price_usd=max_price_usd,
     )
-    headers = {"X-Model": str(done.body.get("model", ""))}
+    headers = {"X-Model": str(done.body.get("model", "")), "X-Upstream": done.upstream}
     if done.decision is not None:
         headers["X-Route-Model"] = done.decision.model
         headers["X-Route-Reason"] = done.decision.header()
@@ -187,3 +192,41 @@ async def refresh_models(deps: ProvidersDep) -> ModelsRefreshed:
     return ModelsRefreshed(
         count=count, source=deps.catalog.source, updated_at=deps.catalog.updated_at
     )
+
+
+@router.post("/upstreams", status_code=201, responses=error_responses(Conflict))
+def create_upstream(body: UpstreamCreate, db: DbSessionDep, deps: ProvidersDep) -> UpstreamPublic:
+    """Add an OpenAI-compatible upstream for the models matching its prefixes."""
+    made = upstreams.create_upstream(session=db, data=body)
+    db.commit()
+    deps.upstreams.load(db)
+    return made
+
+
+@router.get("/upstreams")
+def read_upstreams(db: DbSessionDep) -> UpstreamsPublic:
+    """Every extra upstream; API keys are never shown, only whether one is set."""
+    data = upstreams.list_upstreams(session=db)
+    return UpstreamsPublic(data=data, count=len(data))
+
+
+@router.patch("/upstreams/{name}", responses=error_responses(NotFound))
+def update_upstream(
+    name: Annotated[str, Path(pattern=UPSTREAM_NAME)],
+    body: UpstreamUpdate,
+    db: DbSessionDep,
+    deps: ProvidersDep,
+) -> UpstreamPublic:
+    changed = upstreams.update_upstream(session=db, name=name, data=body)
+    db.commit()
+    deps.upstreams.load(db)
+    return changed
+
+
+@router.delete("/upstreams/{name}", status_code=204, responses=error_responses(NotFound))
+def delete_upstream(
+    name: Annotated[str, Path(pattern=UPSTREAM_NAME)], db: DbSessionDep, deps: ProvidersDep
+) -> None:
+    upstreams.delete_upstream(session=db, name=name)
+    db.commit()
+    deps.upstreams.load(db)

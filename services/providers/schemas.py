@@ -148,3 +148,45 @@ class ModelsRefreshed(BaseModel):
     count: int
     source: str
     updated_at: datetime | None
+
+
+UPSTREAM_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+class UpstreamCreate(BaseModel):
+    name: str = Field(pattern=UPSTREAM_NAME, description="e.g. ollama")
+    base_url: str = Field(
+        max_length=500,
+        pattern=r"^https?://[^\s]+$",
+        description="OpenAI-compatible base, e.g. http://127.0.0.1:11434/v1",
+    )
+    api_key: str | None = Field(None, max_length=500, description="Stored, never returned")
+    model_prefixes: list[str] = Field(
+        min_length=1,
+        max_length=50,
+        description="Models whose id starts with one of these go here, e.g. ['ollama/']",
+    )
+    enabled: bool = True
+
+
+class UpstreamUpdate(BaseModel):
+    base_url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
+    api_key: str | None = Field(None, max_length=500, description="Replace the stored key")
+    model_prefixes: list[str] | None = Field(None, min_length=1, max_length=50)
+    enabled: bool | None = None
+
+
+class UpstreamPublic(BaseModel):
+    name: str
+    base_url: str
+    has_api_key: bool = Field(description="The key itself is never returned")
+    api_key_hint: str | None = Field(description="Its last four characters")
+    model_prefixes: list[str]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UpstreamsPublic(BaseModel):
+    data: list[UpstreamPublic]
+    count: int

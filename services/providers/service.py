@@ -12,7 +12,7 @@ from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from openrouter_gateway import OpenRouterClient, OpenRouterError
+from openrouter_gateway import OpenRouterError
 from openrouter_gateway.router import NoModelFits, RouteDecision, route
 from services.kit.config import ProvidersSettings
 from services.kit.context import request_id_var
@@ -30,6 +30,7 @@ from services.providers.schemas import (
     SpendRow,
     UsagePublic,
 )
+from services.providers.upstreams import UpstreamRegistry
 
 
 def usage_from_body(
@@ -86,12 +87,13 @@ log = structlog.get_logger("providers")
 @dataclass(frozen=True)
 class Completion:
     body: dict[str, Any]
+    upstream: str
     decision: RouteDecision | None = None
 
 
 async def complete(
     *,
-    client: OpenRouterClient,
+    upstreams: UpstreamRegistry,
     db: SliceDatabase,
     request: ChatCompletionRequest,
     caller: str | None,
@@ -162,6 +164,7 @@ async def complete(
             await ledger.record({**base, "outcome": "budget_exceeded", "error": exc.message[:500]})
             metrics.observe(model=model, outcome="budget_exceeded")
             raise
+    upstream, client = upstreams.client_for(payload.get("model"))
     started = time.perf_counter()
     try:
         result = await client.chat_completions(payload)
@@ -189,7 +192,7 @@ async def complete(
         cost=fields["cost_usd"],
         seconds=result.latency_s,
     )
-    return Completion(body=result.body, decision=decision)
+    return Completion(body=result.body, upstream=upstream, decision=decision)
 
 
 def slice_error_from(exc: OpenRouterError) -> SliceError:

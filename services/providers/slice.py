@@ -21,6 +21,7 @@ from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import ProvidersBase, UsageRecord
 from services.providers.routes import router
+from services.providers.upstreams import UpstreamRegistry
 
 log = structlog.get_logger("providers")
 
@@ -56,6 +57,8 @@ class ProvidersSlice(AtomicSlice):
             log.warning("released_stale_budget_holds", count=released)
         catalog = Catalog(ctx.db)
         await anyio.to_thread.run_sync(catalog.load)
+        upstreams = UpstreamRegistry(s, ctx.pool.session, llm)
+        await ctx.db.run(upstreams.load, write=False)
         registry = ctx.metrics.registry
         ledger = LedgerWriter(
             ctx.db,
@@ -72,6 +75,7 @@ class ProvidersSlice(AtomicSlice):
             catalog=catalog,
             budget_cache=budgets.BudgetCache(ctx.db, s.providers.budget_cache_ttl_s),
             ledger=ledger,
+            upstreams=upstreams,
         )
         every = s.providers.catalog_refresh_s
         self._refresher = asyncio.create_task(self._refresh_catalog(every)) if every else None
