@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import Response
 
 from master_core import service
 from master_core.deps import MasterDep
@@ -12,7 +13,9 @@ from master_core.keys import Principal, new_key, store_key
 from master_core.schemas import ChatRequest, ChatResponse, FleetStatus, KeyCreate, KeyCreated
 from services.agent_core.schemas import SESSION_ID_PATTERN, TurnCreate
 from services.kit.app import DbSessionDep
+from services.kit.client import SliceClient
 from services.kit.errors import (
+    BadRequest,
     DeadlineExceeded,
     Forbidden,
     NotFound,
@@ -21,6 +24,7 @@ from services.kit.errors import (
     UpstreamError,
     error_responses,
 )
+from services.kit.manifest import SLICE_NAMES
 from services.session.schemas import MessagesPublic
 
 router = APIRouter(prefix="/v1", tags=["gateway"], responses=error_responses(Unauthorized))
@@ -99,3 +103,32 @@ def create_key(
     raw = new_key()
     principal = store_key(session=db, raw=raw, name=body.name, admin=body.admin)
     return KeyCreated(id=principal.key_id, name=principal.name, admin=principal.admin, key=raw)
+
+
+@router.api_route(
+    "/admin/{service}/{path:path}",
+    methods=["GET", "POST", "PATCH", "DELETE"],
+    responses=error_responses(Forbidden, NotFound, ServiceUnavailable),
+)
+async def forward_to_slice(
+    service: str,
+    path: str,
+    request: Request,
+    master: MasterDep,
+    _: Annotated[Principal, Depends(require_admin)],
+) -> Response:
+    """An admin's window onto a slice's own /v1/ routes (the dashboard reads through it):
+    e.g. ``GET /v1/admin/providers/usage`` is the providers slice's ``GET /v1/usage``."""
+    if service not in SLICE_NAMES:
+        raise NotFound(f"no slice {service!r}; one of: {', '.join(SLICE_NAMES)}")
+    if any(part in ("", ".", "..") for part in path.split("/")) or "\\" in path:
+        raise BadRequest(f"path {path!r}: empty, '.' or '..' segments are not allowed")
+    client = SliceClient(master.ctx.pool, master.ctx.settings.service(service).base_url)
+    client.service = service
+    status, body, content_type = await client.forward(
+        request.method,
+        f"/v1/{path}",
+        body=await request.body(),
+        params=list(request.query_params.multi_items()),
+    )
+    return Response(body, status_code=status, media_type=content_type)

@@ -182,6 +182,44 @@ class SliceClient:
             return SliceCallError(self.service, status, code, message, details)
         return UpstreamError(f"{self.service} failed ({status}): {message}")
 
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None,
+        params: list[tuple[str, str]],
+        timeout_s: float | None = None,
+    ) -> tuple[int, bytes, str]:
+        """Pass a request through unchanged; return status, body and content type.
+
+        For gateways (master_core's admin routes): the status is the service's own."""
+        budget = timeout_s or self.timeout_s or self.pool.timeout_s
+        left = remaining_s()
+        if left is not None:
+            budget = min(budget, left)
+        if budget <= 0:
+            raise DeadlineExceeded(f"deadline exceeded calling {self.service} {method} {path}")
+        headers = self._headers(budget)
+        if body:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self.pool.session.request(
+                method,
+                self.base_url + path,
+                data=body or None,
+                params=params,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=budget),
+            ) as resp:
+                return resp.status, await resp.read(), resp.content_type
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                f"{self.service} did not answer {method} {path} in time"
+            ) from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise ServiceUnavailable(f"{self.service} is unreachable at {self.base_url}") from exc
+
     async def get_model(self, model: type[M], path: str, **kw: Any) -> M:
         return model.model_validate(await self.request("GET", path, **kw))
 

@@ -162,3 +162,24 @@ def test_cli_status_and_chat_talk_to_the_fleet(fleet: RunningFleet) -> None:
     assert chat.returncode == 0, chat.stderr
     assert "You said: hello from the CLI" in chat.stdout
     assert "--session" in chat.stderr
+
+
+def test_admin_window_onto_slices_and_a_budget_enforced_end_to_end(fleet: RunningFleet) -> None:
+    url = fleet.url("master_core")
+    with fleet.master as admin:
+        bob = admin.post("/v1/keys", json={"name": "bob"}).json()
+        usage = admin.get("/v1/admin/providers/usage", params={"limit": 5})
+        assert usage.status_code == 200 and "total_cost_usd" in usage.json()
+        assert admin.get("/v1/admin/nothing/usage").status_code == 404
+        sneaky = admin.get("/v1/admin/providers/usage/%2E%2E/%2E%2E/status")
+        assert sneaky.status_code == 400
+        made = admin.post(
+            "/v1/admin/providers/budgets",
+            json={"scope": "api_key", "subject": bob["id"], "window": "daily", "limit_usd": 0},
+        )
+        assert made.status_code == 201, made.text
+    as_bob = {"Authorization": f"Bearer {bob['key']}"}
+    assert httpx.get(f"{url}/v1/admin/providers/usage", headers=as_bob).status_code == 403
+    refused = httpx.post(f"{url}/v1/chat", json={"message": "hi"}, headers=as_bob, timeout=30)
+    assert refused.status_code == 402
+    assert "daily budget for api_key" in refused.json()["error"]["message"]
