@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-fast bench lint fmt clean
+.PHONY: install run test test-fast dashboard bench lint fmt clean
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv with pip"; \
@@ -25,6 +25,10 @@ test: install  ## every test: unit, integration (real processes)
 
 test-fast: install  ## unit tests only
 	$(BIN)/pytest -m "not integration"
+
+dashboard: install  ## only the dashboard (the fleet runner starts it too)
+	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 \
+	  --server.headless true --browser.gatherUsageStats false
 
 bench: install  ## benchmarks, printed as tables
 	$(BIN)/python -m benchmarks

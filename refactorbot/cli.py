@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
 from typing import Any
 
+from refactorbot.credentials import NO_KEY_HELP, local_api_key
 from services.kit.config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -25,19 +25,10 @@ def _settings() -> Settings:
 
 
 def _api_key(settings: Settings, given: str | None) -> str:
-    if given:
-        return given
-    if env := os.environ.get("REFACTORBOT_API_KEY"):
-        return env
-    if settings.master_core.admin_api_key:
-        return settings.master_core.admin_api_key.get_secret_value()
-    path = settings.data_dir / "admin_api_key"
-    if path.exists():
-        return path.read_text().strip()
-    sys.exit(
-        "no API key: pass --api-key, set REFACTORBOT_API_KEY, or start the fleet once "
-        "with `make run` to create data/admin_api_key"
-    )
+    key = given or local_api_key(settings)
+    if key is None:
+        sys.exit(NO_KEY_HELP.replace("no API key: ", "no API key: pass --api-key, "))
+    return key
 
 
 class CliError(Exception):

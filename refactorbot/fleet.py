@@ -23,13 +23,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from refactorbot.credentials import ADMIN_KEY_FILE
 from services.kit.config import Settings
 from services.kit.manifest import SERVICE_NAMES
 
 STABLE_AFTER_S = 30.0  # a process up this long gets its restart backoff reset
 POLL_S = 0.15  # readiness poll interval
-ADMIN_KEY_FILE = "admin_api_key"
 STATE_FILE = "fleet.json"
+DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 LOG_MARK = "--- fleet: started"  # written to a child's log before each (re)start
 
 
@@ -87,6 +88,30 @@ def default_specs(settings: Settings) -> list[ProcessSpec]:
                 [sys.executable, "-m", "refactorbot", "serve", name],
                 settings.service(name).base_url + "/ready",
                 f"{name}.log",
+            )
+        )
+    dash = settings.dashboard
+    if dash.enabled:
+        specs.append(
+            ProcessSpec(
+                "dashboard",
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    str(DASHBOARD_APP),
+                    "--server.address",
+                    dash.host,
+                    "--server.port",
+                    str(dash.port),
+                    "--server.headless",
+                    "true",
+                    "--browser.gatherUsageStats",
+                    "false",
+                ],
+                f"http://{dash.host}:{dash.port}/_stcore/health",
+                "dashboard.log",
             )
         )
     return specs

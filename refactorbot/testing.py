@@ -90,6 +90,7 @@ def fleet_process(
             "REFACTORBOT_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY": ADMIN_KEY,
             "REFACTORBOT_FLEET__RESTART_BACKOFF_S": "0.2",
+            "REFACTORBOT_DASHBOARD__ENABLED": "false",  # its pages are tested with AppTest
             "REFACTORBOT_CONFIG": str(config),
             **(extra_env or {}),
         }

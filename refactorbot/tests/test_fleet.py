@@ -219,10 +219,13 @@ def test_default_specs_simulator_only_without_openrouter_key(tmp_path: Path) -> 
     from services.kit.manifest import SERVICE_NAMES
 
     offline = default_specs(make_settings(tmp_path))
-    assert [s.name for s in offline] == ["openrouter_simulator", *SERVICE_NAMES]
+    assert [s.name for s in offline] == ["openrouter_simulator", *SERVICE_NAMES, "dashboard"]
     assert offline[0].ready_url == "http://127.0.0.1:8199/health"
-    assert offline[-1].argv[-3:] == ["refactorbot", "serve", "master_core"]
-    online = default_specs(make_settings(tmp_path, openrouter={"api_key": "sk-x"}))
+    assert offline[-2].argv[-3:] == ["refactorbot", "serve", "master_core"]
+    assert offline[-1].ready_url == "http://127.0.0.1:8501/_stcore/health"
+    online = default_specs(
+        make_settings(tmp_path, openrouter={"api_key": "sk-x"}, dashboard={"enabled": False})
+    )
     assert [s.name for s in online] == list(SERVICE_NAMES)
 
 

@@ -110,6 +110,12 @@ class SimulatorSettings(_Section):
         return f"http://{self.host}:{self.port}/api/v1"
 
 
+class DashboardSettings(_Section):
+    enabled: bool = Field(True, description="Start the Streamlit dashboard with the fleet")
+    host: str = "127.0.0.1"
+    port: int = Field(8501, ge=1, le=65535)
+
+
 class ClientSettings(_Section):
     """The connection pool every service uses to call the others."""
 
@@ -142,6 +148,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     master_core: MasterCoreSettings = Field(default_factory=MasterCoreSettings)
     agent_core: AgentCoreSettings = Field(default_factory=AgentCoreSettings)

@@ -8,9 +8,9 @@ import pytest
 from refactorbot.testing import RunningFleet, fleet_process
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    """The real fleet, started once for a test module."""
+    """The real fleet, started once for the whole run."""
     with fleet_process(tmp_path_factory.mktemp("fleet")) as running:
         yield running
         pids = [s["pid"] for s in running.state()["services"].values()]

@@ -1,0 +1,28 @@
+"""RefactorBot's dashboard: ``streamlit run dashboard/app.py`` (``make dashboard``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDERS_UI = ROOT / "services" / "providers" / "ui"
+
+st.set_page_config(page_title="RefactorBot", page_icon="🤖", layout="wide")
+navigation = st.navigation(
+    {
+        "Fleet": [
+            st.Page(
+                str(ROOT / "dashboard" / "pages" / "overview.py"), title="Overview", default=True
+            )
+        ],
+        "LLM gateway": [
+            st.Page(str(PROVIDERS_UI / "spend.py"), title="Spend"),
+            st.Page(str(PROVIDERS_UI / "budgets.py"), title="Budgets"),
+            st.Page(str(PROVIDERS_UI / "models.py"), title="Models and prices"),
+            st.Page(str(PROVIDERS_UI / "upstreams.py"), title="Providers"),
+        ],
+    }
+)
+navigation.run()

@@ -1,0 +1,41 @@
+"""LLM spend over time and by model, calling slice and API key."""
+
+import streamlit as st
+
+from dashboard import data
+
+st.title("LLM spend")
+try:
+    by_day = data.slice_get("providers", "reports/spend", group_by="day")
+    by_model = data.slice_get("providers", "reports/spend", group_by="model")
+except data.DashboardError as exc:
+    st.error(str(exc))
+    st.stop()
+left, right = st.columns(2)
+left.metric("Spend, all time", f"${by_day['total_cost_usd']:.4f}")
+right.metric("Calls", sum(r["calls"] for r in by_day["rows"]))
+if by_day["rows"]:
+    days = sorted(by_day["rows"], key=lambda r: r["key"] or "")
+    st.subheader("Per day")
+    st.bar_chart(
+        {"day": [r["key"] for r in days], "USD": [r["cost_usd"] for r in days]}, x="day", y="USD"
+    )
+else:
+    st.info("No LLM calls recorded yet.")
+st.subheader("By model")
+st.dataframe(by_model["rows"], hide_index=True, use_container_width=True)
+col_a, col_b = st.columns(2)
+with col_a:
+    st.subheader("By calling slice")
+    st.dataframe(
+        data.slice_get("providers", "reports/spend", group_by="caller")["rows"],
+        hide_index=True,
+        use_container_width=True,
+    )
+with col_b:
+    st.subheader("By API key")
+    st.dataframe(
+        data.slice_get("providers", "reports/spend", group_by="api_key")["rows"],
+        hide_index=True,
+        use_container_width=True,
+    )

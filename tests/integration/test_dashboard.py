@@ -1,0 +1,62 @@
+"""The dashboard's pages, run with Streamlit's AppTest against the real fleet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from refactorbot.testing import ADMIN_KEY, RunningFleet
+
+pytestmark = [pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
+UI = ROOT / "services" / "providers" / "ui"
+
+
+@pytest.fixture
+def dash_env(fleet: RunningFleet, monkeypatch: pytest.MonkeyPatch) -> RunningFleet:
+    monkeypatch.setenv("REFACTORBOT_API_KEY", ADMIN_KEY)
+    monkeypatch.setenv("REFACTORBOT_MASTER_CORE__PORT", str(fleet.ports["master_core"]))
+    monkeypatch.setenv("REFACTORBOT_CONFIG", fleet.env["REFACTORBOT_CONFIG"])
+    with fleet.master as c:  # something to show
+        c.post("/v1/chat", json={"message": "hello dashboard"})
+    return fleet
+
+
+def run(page: Path) -> AppTest:
+    at = AppTest.from_file(str(page), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_overview_shows_every_service(dash_env: RunningFleet) -> None:
+    at = run(ROOT / "dashboard" / "pages" / "overview.py")
+    assert at.metric[0].value == "9 / 9"
+    services = list(at.dataframe[0].value["service"])
+    assert "providers" in services and "master_core" in services
+
+
+def test_spend_models_and_providers_pages(dash_env: RunningFleet) -> None:
+    spend = run(UI / "spend.py")
+    assert spend.metric[0].value.startswith("$") and int(spend.metric[1].value) >= 1
+    models = run(UI / "models.py")
+    ids = list(models.dataframe[0].value["model"])
+    assert "openai/gpt-4o-mini" in ids
+    providers = run(UI / "upstreams.py")
+    assert any("OpenRouter simulator" in m.value for m in providers.markdown)
+
+
+def test_budget_form_adds_a_budget_through_master_core(dash_env: RunningFleet) -> None:
+    at = run(UI / "budgets.py")
+    at.selectbox[0].select("slice")
+    at.text_input[0].input("tools")
+    at.selectbox[1].select("monthly")
+    at.number_input[0].set_value(7.5)
+    at.button[0].click()
+    at.run()
+    assert not at.exception
+    with dash_env.internal("providers") as p:
+        made = [b for b in p.get("/v1/budgets").json()["data"] if b["subject"] == "tools"]
+    assert made and made[0]["limit_usd"] == 7.5 and made[0]["window"] == "monthly"
