@@ -37,7 +37,8 @@ class ServiceMetrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
         self.requests_total += 1
-        if status >= 500:
+        # /ready answering 503 while a dependency starts is the probe working, not a fault.
+        if status >= 500 and route != "/ready":
             self.errors_total += 1
 
     def render(self) -> bytes:

@@ -12,7 +12,7 @@ except data.DashboardError as exc:
     st.error(str(exc))
     st.stop()
 left, right = st.columns(2)
-left.metric("Spend, all time", f"${by_day['total_cost_usd']:.4f}")
+left.metric("Spend, all time", f"${by_day['total_cost_usd']:.6f}")
 right.metric("Calls", sum(r["calls"] for r in by_day["rows"]))
 if by_day["rows"]:
     days = sorted(by_day["rows"], key=lambda r: r["key"] or "")
