@@ -1,7 +1,7 @@
 """openrouter_gateway: RefactorBot's library for OpenRouter and OpenAI-compatible upstreams."""
 
 from openrouter_gateway.catalog import ModelPrice, compute_cost, load_snapshot, price_of
-from openrouter_gateway.client import ChatResult, OpenRouterClient, Usage
+from openrouter_gateway.client import ChatResult, ChatStream, OpenRouterClient, RetryPolicy, Usage
 from openrouter_gateway.errors import (
     AuthenticationError,
     BadGatewayError,
@@ -16,7 +16,7 @@ from openrouter_gateway.errors import (
     RateLimitError,
     RequestTimeoutError,
     ServiceUnavailableError,
-    StreamingNotSupportedError,
+    StreamError,
     UnprocessableError,
     UpstreamConnectionError,
     UpstreamServerError,
@@ -28,6 +28,7 @@ __all__ = [
     "BadGatewayError",
     "BadRequestError",
     "ChatResult",
+    "ChatStream",
     "InsufficientCreditsError",
     "ModelPrice",
     "NotFoundError",
@@ -39,8 +40,9 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "RequestTimeoutError",
+    "RetryPolicy",
     "ServiceUnavailableError",
-    "StreamingNotSupportedError",
+    "StreamError",
     "UnprocessableError",
     "UpstreamConnectionError",
     "UpstreamServerError",

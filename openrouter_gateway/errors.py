@@ -15,14 +15,20 @@ OpenRouterError                    base: status_code, code, message, metadata, r
 ├── ServiceUnavailableError        503 retryable
 ├── ProviderTimeoutError           524 retryable
 ├── OverloadedError                529 retryable
-├── UpstreamConnectionError        no HTTP answer at all; retryable
-└── StreamingNotSupportedError     stream=true asked of this client (not supported yet)
+├── UpstreamConnectionError        no (complete) HTTP answer: refused, timed out, dropped
+└── StreamError                    a stream that is not valid SSE/JSON (502)
+
+An error that arrives inside a stream (HTTP status already 200) is the class of its
+``code`` with ``mid_stream=True``. ``retryable`` says whether the same request may be
+sent again; a stream is only ever retried before any of it was passed on.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 
@@ -38,8 +44,10 @@ class OpenRouterError(Exception):
         code: Any = None,
         metadata: dict[str, Any] | None = None,
         retry_after: float | None = None,
+        mid_stream: bool = False,
     ):
         super().__init__(message)
+        self.mid_stream = mid_stream
         self.message = message
         self.status_code = status_code if status_code is not None else self.default_status
         self.code = code if code is not None else self.status_code
@@ -70,7 +78,7 @@ ServiceUnavailableError = _status_class("ServiceUnavailableError", 503, True)
 ProviderTimeoutError = _status_class("ProviderTimeoutError", 524, True)
 OverloadedError = _status_class("OverloadedError", 529, True)
 UpstreamConnectionError = _status_class("UpstreamConnectionError", 0, True)
-StreamingNotSupportedError = _status_class("StreamingNotSupportedError", 400)
+StreamError = _status_class("StreamError", 502)
 UpstreamConnectionError.default_status = None
 
 BY_STATUS: dict[int, type[OpenRouterError]] = {
@@ -95,11 +103,21 @@ BY_STATUS: dict[int, type[OpenRouterError]] = {
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``Retry-After``: a number of seconds or an HTTP date."""
     value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def error_from_response(
@@ -119,13 +137,18 @@ def error_from_response(
     else:
         text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
         message, code, metadata = (text[:300] or f"HTTP {status}"), status, {}
-    cls = BY_STATUS.get(status)
-    if cls is None:
-        cls = UpstreamServerError if status >= 500 else BadRequestError
-    return cls(
+    return error_class_for(status)(
         message,
         status_code=status,
         code=code,
         metadata=dict(metadata),
         retry_after=_retry_after(headers or {}),
     )
+
+
+def error_class_for(status: int) -> type[OpenRouterError]:
+    """The class for an HTTP status (unknown 5xx: server error, other: bad request)."""
+    cls = BY_STATUS.get(status)
+    if cls is None:
+        cls = UpstreamServerError if status >= 500 else BadRequestError
+    return cls

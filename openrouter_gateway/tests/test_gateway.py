@@ -13,7 +13,6 @@ from openrouter_gateway import (
     NotFoundError,
     OpenRouterClient,
     RateLimitError,
-    StreamingNotSupportedError,
     UpstreamConnectionError,
     compute_cost,
     error_from_response,
@@ -84,12 +83,6 @@ async def test_upstream_errors_are_typed(sim_url: str, payload, error, text) -> 
             await client.chat_completions(payload)
     assert text in info.value.message
     assert info.value.status_code == error.default_status
-
-
-async def test_stream_is_refused_before_sending(sim_url: str) -> None:
-    async with OpenRouterClient(base_url=sim_url) as client:
-        with pytest.raises(StreamingNotSupportedError):
-            await client.chat_completions({**HELLO, "stream": True})
 
 
 async def test_models_carry_string_prices(sim_url: str) -> None:

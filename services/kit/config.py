@@ -104,6 +104,12 @@ class SimulatorSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8199, ge=1, le=65535)
     latency_ms: float = Field(0.0, ge=0, description="Artificial delay before each answer")
+    scenarios_dir: Path | None = Field(
+        None, description="Folder of scenario files (YAML/JSON) added to the shipped ones"
+    )
+    default_scenario: str | None = Field(
+        None, max_length=64, description="Scenario for requests no other scenario matched"
+    )
 
     @property
     def base_url(self) -> str:
