@@ -262,8 +262,16 @@ class OpenRouterClient:
     async def _retrying(self, attempt: Callable[[int], Awaitable[T]]) -> T:
         """Run ``attempt(n)`` under the retry policy; the last error is raised as is."""
         policy = self.retry
+
+        async def counted(n: int) -> T:
+            try:
+                return await attempt(n)
+            except OpenRouterError as exc:
+                exc.attempts = n
+                raise
+
         if policy.max_attempts <= 1:
-            return await attempt(1)
+            return await counted(1)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_total_s),
             wait=policy.wait,
@@ -273,7 +281,7 @@ class OpenRouterClient:
         )
         async for try_ in retrying:
             with try_:
-                return await attempt(try_.retry_state.attempt_number)
+                return await counted(try_.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _request(

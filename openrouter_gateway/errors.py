@@ -34,6 +34,7 @@ from typing import Any
 
 class OpenRouterError(Exception):
     retryable = False
+    attempts = 1  # how many times the call was sent before this error was raised
     default_status: int | None = None
 
     def __init__(

@@ -62,6 +62,15 @@ class AgentCoreSettings(ServiceSettings):
 class ProvidersSettings(ServiceSettings):
     upstream_timeout_s: float = Field(120.0, gt=0, description="Timeout of one upstream call")
     max_tokens_cap: int = Field(16_384, gt=0, description="Largest max_tokens a caller may ask")
+    retry_max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per upstream call (retryable errors only)"
+    )
+    retry_max_total_s: float = Field(
+        20.0, ge=0, description="Longest time spent retrying one call, Retry-After included"
+    )
+    retry_backoff_s: float = Field(
+        0.5, ge=0, description="First backoff when no Retry-After is given (doubles, jittered)"
+    )
     ledger_mode: Literal["durable", "write_behind"] = Field(
         "durable",
         description="durable: answer after the usage row is committed; "

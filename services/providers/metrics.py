@@ -30,6 +30,17 @@ class ProvidersMetrics:
             registry=registry,
         )
 
+        self.ttft = Histogram(
+            "llm_time_to_first_token_seconds",
+            "Time to the first streamed token",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "llm_retries_total", "Upstream attempts beyond the first", ["model"], registry=registry
+        )
+
     def observe(
         self,
         *,
@@ -39,6 +50,8 @@ class ProvidersMetrics:
         completion: int = 0,
         cost: float = 0.0,
         seconds: float | None = None,
+        ttft_seconds: float | None = None,
+        retries: int = 0,
     ) -> None:
         self.calls.labels(model, outcome).inc()
         if prompt:
@@ -49,6 +62,10 @@ class ProvidersMetrics:
             self.cost.labels(model).inc(cost)
         if seconds is not None:
             self.latency.labels(model).observe(seconds)
+        if ttft_seconds is not None:
+            self.ttft.labels(model).observe(ttft_seconds)
+        if retries:
+            self.retries.labels(model).inc(retries)
 
 
 class BudgetCollector(Collector):

@@ -31,9 +31,16 @@ class UsageRecord(ProvidersBase, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = Field(default=0, description="Prompt tokens read from the cache")
+    reasoning_tokens: int = Field(default=0, description="Completion tokens spent reasoning")
     cost_usd: float = 0.0
     cost_source: str = Field(default="none", max_length=16, description="upstream|catalog|none")
     latency_ms: float = 0.0
+    ttft_ms: float | None = Field(
+        default=None, description="Time to first token; for a call not streamed, its latency"
+    )
+    streamed: bool = False
+    attempts: int = Field(default=1, description="Upstream attempts (retries + 1)")
     outcome: str = Field(max_length=32, description="ok or an error code")
     error: str | None = Field(default=None, max_length=500)
 

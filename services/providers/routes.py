@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from openrouter_gateway import OpenRouterError
 from services.kit.app import DbSessionDep
@@ -66,13 +66,14 @@ async def create_chat_completion(
             description="With model auto: the most a call may cost (estimated)",
         ),
     ] = None,
-) -> JSONResponse:
-    """OpenAI-compatible chat completion through OpenRouter (or the simulator).
+) -> Response:
+    """OpenAI-compatible chat completion through OpenRouter (or the simulator), streamed as
+    Server-Sent Events with ``stream: true``.
 
     ``model: "auto"`` routes the request: the answer's ``X-Route-Model`` and
     ``X-Route-Reason`` headers say which model was chosen and why."""
     ctx = deps.ctx
-    done = await service.complete(
+    call = await service.prepare(
         upstreams=deps.upstreams,
         db=ctx.db,
         request=body,
@@ -86,11 +87,17 @@ async def create_chat_completion(
         metrics=deps.metrics,
         max_price_usd=max_price_usd,
     )
-    headers = {"X-Model": str(done.body.get("model", "")), "X-Upstream": done.upstream}
-    if done.decision is not None:
-        headers["X-Route-Model"] = done.decision.model
-        headers["X-Route-Reason"] = done.decision.header()
-    return JSONResponse(done.body, headers=headers)
+    headers = {"X-Upstream": call.upstream}
+    if call.decision is not None:
+        headers["X-Route-Model"] = call.decision.model
+        headers["X-Route-Reason"] = call.decision.header()
+    if body.stream:
+        events = await service.open_stream(call)
+        headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    answer = await service.complete(call)
+    headers["X-Model"] = str(answer.get("model", ""))
+    return JSONResponse(answer, headers=headers)
 
 
 @router.get("/usage")

@@ -42,9 +42,14 @@ class UsagePublic(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
     cost_usd: float
     cost_source: str
     latency_ms: float
+    ttft_ms: float | None
+    streamed: bool
+    attempts: int
     outcome: str
     error: str | None
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +15,7 @@ from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from openrouter_gateway import OpenRouterError
+from openrouter_gateway import ChatStream, OpenRouterClient, OpenRouterError
 from openrouter_gateway.router import NoModelFits, RouteDecision, route
 from services.kit.config import ProvidersSettings
 from services.kit.context import request_id_var
@@ -47,12 +50,16 @@ def usage_from_body(
         cost, source = (
             (catalog.cost_usd(model, prompt, completion), "catalog") if model else (0.0, "none")
         )
+    details_in = usage.get("prompt_tokens_details") or {}
+    details_out = usage.get("completion_tokens_details") or {}
     return {
         "model": model,
         "generation_id": body.get("id"),
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+        "cached_tokens": int(details_in.get("cached_tokens") or 0),
+        "reasoning_tokens": int(details_out.get("reasoning_tokens") or 0),
         "cost_usd": float(cost),
         "cost_source": source,
     }
@@ -84,14 +91,71 @@ AUTO_MODEL = "auto"
 log = structlog.get_logger("providers")
 
 
-@dataclass(frozen=True)
-class Completion:
-    body: dict[str, Any]
+@dataclass
+class Call:
+    """A call made ready to go out: routed, within its budgets, its hold taken."""
+
+    payload: dict[str, Any]
+    model: str
+    base: dict[str, Any]
     upstream: str
-    decision: RouteDecision | None = None
+    client: OpenRouterClient
+    decision: RouteDecision | None
+    reservation: budgets.Reservation | None
+    ledger: LedgerWriter
+    metrics: ProvidersMetrics
+    catalog: Catalog
+    started: float = field(default_factory=time.perf_counter)
+
+    async def failed(self, exc: OpenRouterError, **fields: Any) -> None:
+        """Book a failed call: its ledger row, the hold released (or settled on ``fields``)."""
+        spent = budgets.to_nusd(fields.get("cost_usd", 0.0))
+        row = {
+            **self.base,
+            **fields,
+            "latency_ms": (time.perf_counter() - self.started) * 1000,
+            "attempts": max(fields.get("attempts", 1), exc.attempts),
+            "outcome": type(exc).__name__,
+            "error": str(exc.message)[:500],
+        }
+        await self.ledger.record(
+            row, settle=(self.reservation, spent) if self.reservation else None
+        )
+        self.metrics.observe(model=self.model, outcome=type(exc).__name__)
+
+    async def succeeded(
+        self, body: dict[str, Any], *, ttft_s: float | None, streamed: bool, attempts: int
+    ) -> None:
+        fields = usage_from_body(body, self.model, self.catalog)
+        latency_s = time.perf_counter() - self.started
+        ttft_s = latency_s if ttft_s is None else ttft_s
+        await self.ledger.record(
+            {
+                **self.base,
+                **fields,
+                "latency_ms": latency_s * 1000,
+                "ttft_ms": ttft_s * 1000,
+                "streamed": streamed,
+                "attempts": attempts,
+                "outcome": "ok",
+            },
+            settle=(self.reservation, budgets.to_nusd(fields["cost_usd"]))
+            if self.reservation
+            else None,
+        )
+        self.metrics.observe(
+            model=fields["model"] or "default",
+            outcome="ok",
+            prompt=fields["prompt_tokens"],
+            completion=fields["completion_tokens"],
+            cost=fields["cost_usd"],
+            seconds=latency_s,
+            ttft_seconds=ttft_s if streamed else None,
+            retries=attempts - 1,
+        )
 
 
-async def complete(
+async def prepare(
     *,
     upstreams: UpstreamRegistry,
     db: SliceDatabase,
@@ -105,21 +169,25 @@ async def complete(
     budget_cache: budgets.BudgetCache,
     ledger: LedgerWriter,
     max_price_usd: float | None = None,
-) -> Completion:
-    """Forward a chat completion upstream within the budgets that govern it, and record it
-    in the ledger, failed or not. ``model: "auto"`` lets the router choose."""
-    if request.stream:
-        raise BadRequest("stream=true is not supported yet; send stream=false")
+) -> Call:
+    """Validate, route (``model: "auto"``) and reserve the call's worst-case cost against
+    the budgets that govern it; a call that would overspend is refused with 402."""
     cap = settings.max_tokens_cap
     if request.max_tokens is not None and request.max_tokens > cap:
         raise BadRequest(f"max_tokens {request.max_tokens} is above the limit {cap}")
-    payload = request.model_dump(exclude_none=True, exclude={"stream"})
+    payload = request.model_dump(exclude_none=True)
+    if request.stream:
+        # OpenRouter always ends a stream with usage; other upstreams only when asked.
+        payload.setdefault("stream_options", {"include_usage": True})
+    else:
+        payload.pop("stream", None)
     base = {
         "request_id": request_id_var.get(),
         "caller": caller,
         "session_id": session_id,
         "api_key_id": api_key_id,
         "requested_model": request.model,
+        "streamed": request.stream,
     }
     decision = None
     if request.model == AUTO_MODEL:
@@ -165,34 +233,108 @@ async def complete(
             metrics.observe(model=model, outcome="budget_exceeded")
             raise
     upstream, client = upstreams.client_for(payload.get("model"))
-    started = time.perf_counter()
+    return Call(
+        payload=payload,
+        model=model,
+        base=base,
+        upstream=upstream,
+        client=client,
+        decision=decision,
+        reservation=reservation,
+        ledger=ledger,
+        metrics=metrics,
+        catalog=catalog,
+    )
+
+
+async def complete(call: Call) -> dict[str, Any]:
+    """Send a prepared call (not streamed) and book it, failed or not."""
+    call.started = time.perf_counter()
     try:
-        result = await client.chat_completions(payload)
+        result = await call.client.chat_completions(call.payload)
     except OpenRouterError as exc:
-        row = {
-            **base,
-            "latency_ms": (time.perf_counter() - started) * 1000,
-            "outcome": type(exc).__name__,
-            "error": str(exc.message)[:500],
-        }
-        await ledger.record(row, settle=(reservation, 0) if reservation else None)
-        metrics.observe(model=model, outcome=type(exc).__name__)
+        await call.failed(exc)
         raise slice_error_from(exc) from exc
-    fields = usage_from_body(result.body, model, catalog)
-    actual = budgets.to_nusd(fields["cost_usd"])
-    await ledger.record(
-        {**base, **fields, "latency_ms": result.latency_s * 1000, "outcome": "ok"},
-        settle=(reservation, actual) if reservation else None,
-    )
-    metrics.observe(
-        model=fields["model"] or "default",
-        outcome="ok",
-        prompt=fields["prompt_tokens"],
-        completion=fields["completion_tokens"],
-        cost=fields["cost_usd"],
-        seconds=result.latency_s,
-    )
-    return Completion(body=result.body, upstream=upstream, decision=decision)
+    await call.succeeded(result.body, ttft_s=None, streamed=False, attempts=result.attempts)
+    return result.body
+
+
+async def open_stream(call: Call) -> AsyncIterator[bytes]:
+    """Open the upstream stream (retries happen here, before anything is sent on) and
+    return the SSE bytes to relay. An upstream error at this point is raised with its own
+    status; after it, errors arrive in the stream as an error chunk, as OpenRouter does."""
+    call.started = time.perf_counter()
+    context = call.client.stream_chat_completions(call.payload)
+    try:
+        stream = await context.__aenter__()
+    except OpenRouterError as exc:
+        await call.failed(exc)
+        raise slice_error_from(exc) from exc
+    return _relay(call, stream)
+
+
+async def _relay(call: Call, stream: ChatStream) -> AsyncIterator[bytes]:
+    booked: Awaitable[None] | None = None
+    try:
+        try:
+            async for ev in stream:
+                if ev.data is not None:
+                    yield b"data: " + ev.data.encode() + b"\n\n"
+                else:
+                    yield b": " + (ev.comment or "").encode() + b"\n\n"
+        except OpenRouterError as exc:
+            booked = call.failed(exc, **_partial_usage(call, stream))
+            yield error_chunk(exc, stream.generation_id, call.model)
+        else:
+            booked = call.succeeded(
+                stream.acc.result(),
+                ttft_s=stream.first_token_s,
+                streamed=True,
+                attempts=stream.attempts,
+            )
+        yield b"data: [DONE]\n\n"
+    finally:
+        await stream.aclose()
+        if booked is None:  # the caller went away: book what was used so far
+            gone = OpenRouterError("the client disconnected during the stream")
+            booked = call.failed(gone, **_partial_usage(call, stream))
+        # Shielded: the booking completes even when this task is being cancelled.
+        await asyncio.shield(asyncio.ensure_future(booked))
+
+
+def _partial_usage(call: Call, stream: ChatStream) -> dict[str, Any]:
+    """Usage of a stream that did not finish: the upstream's if it sent one, else estimated
+    from the text so far and the prompt's size (what the provider will likely bill)."""
+    if stream.acc.usage is not None:
+        fields = usage_from_body(stream.acc.result(), call.model, call.catalog)
+    else:
+        prompt = len(json.dumps(call.payload.get("messages", [])).encode()) // 4
+        completion = len(stream.acc.text.encode()) // 4
+        fields = {
+            "model": stream.acc.model or call.model,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "cost_usd": call.catalog.cost_usd(call.model, prompt, completion),
+            "cost_source": "estimate",
+        }
+    fields["generation_id"] = stream.generation_id
+    fields["attempts"] = stream.attempts
+    fields["ttft_ms"] = None if stream.first_token_s is None else stream.first_token_s * 1000
+    return fields
+
+
+def error_chunk(exc: OpenRouterError, generation_id: str | None, model: str) -> bytes:
+    """An error inside a stream, in OpenRouter's shape (the openai package raises it)."""
+    chunk = {
+        "id": generation_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "error": {"code": exc.status_code or 502, "message": f"LLM upstream: {exc.message}"},
+        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
 def slice_error_from(exc: OpenRouterError) -> SliceError:

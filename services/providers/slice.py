@@ -12,7 +12,6 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
-from openrouter_gateway import OpenRouterClient
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.providers import budgets
 from services.providers.catalog import Catalog
@@ -21,7 +20,7 @@ from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import ProvidersBase, UsageRecord
 from services.providers.routes import router
-from services.providers.upstreams import UpstreamRegistry
+from services.providers.upstreams import UpstreamRegistry, make_client
 
 log = structlog.get_logger("providers")
 
@@ -40,13 +39,11 @@ class ProvidersSlice(AtomicSlice):
         await super().startup(ctx)
         s = ctx.settings
         key = s.openrouter.api_key
-        llm = OpenRouterClient(
+        llm = make_client(
+            s,
+            ctx.pool.session,
             base_url=s.llm_base_url,
             api_key=key.get_secret_value() if key else None,
-            app_url=s.openrouter.app_url,
-            app_title=s.openrouter.app_title,
-            timeout_s=s.providers.upstream_timeout_s,
-            session=ctx.pool.session,
         )
         # Holds of calls that never settled (the process died mid-call) are released.
         stale_after = timedelta(seconds=2 * s.providers.upstream_timeout_s)

@@ -11,7 +11,7 @@ import aiohttp
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from openrouter_gateway import OpenRouterClient
+from openrouter_gateway import OpenRouterClient, RetryPolicy
 from services.kit.config import Settings
 from services.kit.errors import Conflict, NotFound
 from services.providers.models import Upstream
@@ -77,6 +77,27 @@ def delete_upstream(*, session: Session, name: str) -> None:
     session.delete(row)
 
 
+def make_client(
+    settings: Settings, http: aiohttp.ClientSession, *, base_url: str, api_key: str | None
+) -> OpenRouterClient:
+    """A client on the process's connection pool with the configured timeout and retries."""
+    p = settings.providers
+    return OpenRouterClient(
+        base_url=base_url,
+        api_key=api_key,
+        app_url=settings.openrouter.app_url,
+        app_title=settings.openrouter.app_title,
+        timeout_s=p.upstream_timeout_s,
+        retry=RetryPolicy(
+            max_attempts=p.retry_max_attempts,
+            max_total_s=p.retry_max_total_s,
+            backoff_s=p.retry_backoff_s,
+            max_backoff_s=max(p.retry_backoff_s, p.retry_max_total_s / 2),
+        ),
+        session=http,
+    )
+
+
 class UpstreamRegistry:
     """One client per enabled upstream (all on the process's connection pool)."""
 
@@ -88,16 +109,10 @@ class UpstreamRegistry:
 
     def load(self, session: Session) -> None:
         """Rebuild from the database (at start-up and after every change)."""
-        s = self.settings
         routes: list[tuple[str, str, OpenRouterClient]] = []
         for row in session.exec(select(Upstream).where(col(Upstream.enabled))):
-            client = OpenRouterClient(
-                base_url=row.base_url,
-                api_key=row.api_key,
-                app_url=s.openrouter.app_url,
-                app_title=s.openrouter.app_title,
-                timeout_s=s.providers.upstream_timeout_s,
-                session=self.http,
+            client = make_client(
+                self.settings, self.http, base_url=row.base_url, api_key=row.api_key
             )
             routes.extend((prefix, row.name, client) for prefix in row.model_prefixes)
         self._routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)

@@ -78,7 +78,7 @@ def test_upstream_errors_keep_their_meaning_and_are_recorded(providers: httpx.Cl
 @pytest.mark.parametrize(
     ("body", "status", "text"),
     [
-        ({**HELLO, "stream": True}, 400, "stream=true is not supported yet"),
+        ({**HELLO, "stream": "maybe"}, 422, "body.stream"),
         ({**HELLO, "max_tokens": 10**9}, 400, "above the limit"),
         ({"model": "x", "messages": []}, 422, "body.messages"),
         ({"messages": [{"role": "robot", "content": "x"}]}, 422, "body.messages.0.role"),
