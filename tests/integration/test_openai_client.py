@@ -3,6 +3,8 @@ at it), against the real fleet."""
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -50,3 +52,93 @@ def test_errors_arrive_as_the_packages_typed_errors(client: openai.OpenAI) -> No
         )
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="openai/gpt-4o-mini", messages=[])
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_streaming_through_the_openai_package(client: openai.OpenAI) -> None:
+    messages = [{"role": "user", "content": "Stream to the openai package"}]
+    whole = client.chat.completions.create(model="openai/gpt-4o-mini", messages=messages)
+    stream = client.chat.completions.create(
+        model="openai/gpt-4o-mini",
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(chunks) > 3 and text == whole.choices[0].message.content
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == whole.usage.total_tokens  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_through_the_openai_package(client: openai.OpenAI, stream: bool) -> None:
+    """A tool round trip: the model calls get_weather, gets the result, answers."""
+    messages: list = [{"role": "user", "content": "What is the weather in Paris today?"}]
+    if stream:
+        chunks = list(
+            client.chat.completions.create(
+                model="openai/gpt-4o-mini", messages=messages, tools=[WEATHER], stream=True
+            )
+        )
+        fragments = [
+            tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])
+        ]
+        assert len(fragments) > 1  # the arguments came in pieces
+        call_id = next(f.id for f in fragments if f.id)
+        name = "".join(f.function.name or "" for f in fragments if f.function)
+        arguments = "".join(f.function.arguments or "" for f in fragments if f.function)
+        finish = next(
+            c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+        )
+    else:
+        done = client.chat.completions.create(
+            model="openai/gpt-4o-mini", messages=messages, tools=[WEATHER], tool_choice="auto"
+        )
+        (call,) = done.choices[0].message.tool_calls or []
+        call_id, name, arguments = call.id, call.function.name, call.function.arguments
+        finish = done.choices[0].finish_reason
+    assert finish == "tool_calls" and name == "get_weather"
+    assert json.loads(arguments) == {"city": "Paris", "unit": "celsius"}
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny, 21 C"},
+    ]
+    final = client.chat.completions.create(
+        model="openai/gpt-4o-mini", messages=messages, tools=[WEATHER]
+    )
+    assert "sunny in Paris" in (final.choices[0].message.content or "")
+
+
+def test_mid_stream_error_raises_in_the_openai_package(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "simulate a stream error, please"}],
+        stream=True,
+    )
+    with pytest.raises(openai.APIError, match="Provider disconnected"):
+        for _ in stream:
+            pass
