@@ -41,6 +41,9 @@ class UsageRecord(ProvidersBase, table=True):
     )
     streamed: bool = False
     attempts: int = Field(default=1, description="Upstream attempts (retries + 1)")
+    route_reason: str | None = Field(
+        default=None, max_length=300, description="Why model auto chose the model"
+    )
     outcome: str = Field(max_length=32, description="ok or an error code")
     error: str | None = Field(default=None, max_length=500)
 

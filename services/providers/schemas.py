@@ -50,6 +50,7 @@ class UsagePublic(BaseModel):
     ttft_ms: float | None
     streamed: bool
     attempts: int
+    route_reason: str | None
     outcome: str
     error: str | None
 

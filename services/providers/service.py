@@ -198,6 +198,7 @@ async def prepare(
         # OpenRouter tries the fallbacks in order when the first choice fails.
         payload["model"] = decision.model
         payload["models"] = [decision.model, *decision.fallbacks]
+        base["route_reason"] = decision.header()[:300]
         log.info(
             "routed",
             model=decision.model,

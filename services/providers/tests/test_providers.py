@@ -153,6 +153,7 @@ def test_model_auto_routes_and_says_why(providers: httpx.Client) -> None:
     assert hard.headers["x-route-reason"].startswith("complex request")
     row = providers.get("/v1/usage").json()["data"][0]
     assert row["requested_model"] == "auto" and row["model"] == hard.headers["x-route-model"]
+    assert row["route_reason"] == hard.headers["x-route-reason"]  # shown on the dashboard
     too_cheap = providers.post(
         "/v1/chat/completions",
         headers={"X-Route-Max-Price-USD": "0.0000000001"},

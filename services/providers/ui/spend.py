@@ -39,3 +39,27 @@ with col_b:
         hide_index=True,
         use_container_width=True,
     )
+
+st.subheader("Recent calls")
+st.caption("Newest first; for model auto, the route reason says why the model was chosen.")
+recent = data.slice_get("providers", "usage", limit=50)["data"]
+st.dataframe(
+    [
+        {
+            "time": r["created_at"],
+            "requested": r["requested_model"],
+            "model": r["model"],
+            "route reason": r["route_reason"],
+            "outcome": r["outcome"],
+            "streamed": r["streamed"],
+            "TTFT ms": r["ttft_ms"],
+            "latency ms": r["latency_ms"],
+            "tokens": r["total_tokens"],
+            "USD": r["cost_usd"],
+            "caller": r["caller"],
+        }
+        for r in recent
+    ],
+    hide_index=True,
+    use_container_width=True,
+)

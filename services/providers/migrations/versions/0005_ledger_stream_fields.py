@@ -1,4 +1,4 @@
-"""ledger: cached and reasoning tokens, time to first token, streamed, attempts
+"""ledger: cached and reasoning tokens, time to first token, streamed, attempts, route reason
 
 Revision ID: 0005
 Revises: 0004
@@ -27,9 +27,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("ttft_ms", sa.Float(), nullable=True))
         batch.add_column(sa.Column("streamed", sa.Boolean(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"))
+        batch.add_column(sa.Column("route_reason", sa.String(300), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
-        for name in ("attempts", "streamed", "ttft_ms", "reasoning_tokens", "cached_tokens"):
+        for name in (
+            "route_reason",
+            "attempts",
+            "streamed",
+            "ttft_ms",
+            "reasoning_tokens",
+            "cached_tokens",
+        ):
             batch.drop_column(name)
