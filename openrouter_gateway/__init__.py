@@ -22,6 +22,7 @@ from openrouter_gateway.errors import (
     UpstreamServerError,
     error_from_response,
 )
+from openrouter_gateway.router import NoModelFits, RouteDecision, assess, route
 
 __all__ = [
     "AuthenticationError",
@@ -31,6 +32,7 @@ __all__ = [
     "ChatStream",
     "InsufficientCreditsError",
     "ModelPrice",
+    "NoModelFits",
     "NotFoundError",
     "OpenRouterClient",
     "OpenRouterError",
@@ -41,14 +43,17 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "RetryPolicy",
+    "RouteDecision",
     "ServiceUnavailableError",
     "StreamError",
     "UnprocessableError",
     "UpstreamConnectionError",
     "UpstreamServerError",
     "Usage",
+    "assess",
     "compute_cost",
     "error_from_response",
     "load_snapshot",
     "price_of",
+    "route",
 ]
