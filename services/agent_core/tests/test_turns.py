@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from openrouter_gateway.scenario import Scenario, Turn
 from openrouter_gateway.simulator import create_simulator_app
 from services.agent_core.service import build_messages
 from services.agent_core.slice import create_slice as agent_slice
@@ -29,7 +31,9 @@ class Trio:
     providers: str
 
 
-def start_trio(tmp_path: Path, **agent_settings: object) -> tuple[ExitStack, Trio]:
+def start_trio(
+    tmp_path: Path, sim: FastAPI | None = None, **agent_settings: object
+) -> tuple[ExitStack, Trio]:
     ports = {n: free_port() for n in ("agent_core", "session", "providers", "sim")}
     settings = settings_for_tests(
         tmp_path,
@@ -39,7 +43,7 @@ def start_trio(tmp_path: Path, **agent_settings: object) -> tuple[ExitStack, Tri
         providers={"port": ports["providers"]},
     )
     stack = ExitStack()
-    stack.enter_context(serve_app(create_simulator_app(), port=ports["sim"]))
+    stack.enter_context(serve_app(sim or create_simulator_app(), port=ports["sim"]))
     urls = {
         name: stack.enter_context(serve_app(create_app(factory(), settings), port=ports[name]))
         for name, factory in (
@@ -108,7 +112,9 @@ def test_llm_failure_fails_the_turn_and_stores_nothing(tmp_path: Path) -> None:
 
 
 def test_history_is_trimmed_to_the_configured_length(tmp_path: Path) -> None:
-    stack, t = start_trio(tmp_path, max_history_messages=2, max_message_chars=50)
+    same_answer = Scenario(name="ok", turns=[Turn(content="ok")], after_last="repeat")
+    sim = create_simulator_app(scenarios={"ok": same_answer}, default_scenario="ok")
+    stack, t = start_trio(tmp_path, sim, max_history_messages=2, max_message_chars=50)
     with stack:
         first = httpx.post(
             f"{t.agent}/v1/turns", json={"message": "one"}, headers=H, timeout=10
