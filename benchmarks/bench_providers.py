@@ -91,6 +91,7 @@ async def _bench(targets: dict[str, tuple[str, dict[str, str]]]) -> dict[int, di
 def run() -> str:
     tmp = Path(tempfile.mkdtemp(prefix="rb-bench-providers-"))
     sim_port, prov_port, lite_port = free_port(), free_port(), free_port()
+    wb_port = free_port()
     env = {
         "REFACTORBOT_DATA_DIR": str(tmp / "data"),
         "REFACTORBOT_LOG_DIR": str(tmp),
@@ -102,6 +103,17 @@ def run() -> str:
     procs = [
         start([sys.executable, "-m", "openrouter_gateway.simulator"], env, tmp / "sim.log"),
         start([sys.executable, "-m", "services.providers"], env, tmp / "providers.log"),
+        # the same slice with the write-behind ledger, its own data folder
+        start(
+            [sys.executable, "-m", "services.providers"],
+            {
+                **env,
+                "REFACTORBOT_DATA_DIR": str(tmp / "data-wb"),
+                "REFACTORBOT_PROVIDERS__PORT": str(wb_port),
+                "REFACTORBOT_PROVIDERS__LEDGER_MODE": "write_behind",
+            },
+            tmp / "providers-wb.log",
+        ),
     ]
     sim = f"http://127.0.0.1:{sim_port}"
     targets = {
@@ -110,10 +122,15 @@ def run() -> str:
             f"http://127.0.0.1:{prov_port}/v1/chat/completions",
             {"X-Internal-Token": TEST_TOKEN},
         ),
+        "via providers, write_behind": (
+            f"http://127.0.0.1:{wb_port}/v1/chat/completions",
+            {"X-Internal-Token": TEST_TOKEN},
+        ),
     }
     try:
         wait_http(f"{sim}/health")
         wait_http(f"http://127.0.0.1:{prov_port}/ready")
+        wait_http(f"http://127.0.0.1:{wb_port}/ready")
         exe = litellm_bin()
         if exe is not None:
             (tmp / "litellm.yaml").write_text(
@@ -171,9 +188,15 @@ def run() -> str:
                     str(r.errors),
                 ]
             )
-    ours = results[10]["via providers"].rps
     lite = results[10].get("LiteLLM proxy")
-    note = f"; providers/LiteLLM throughput at 10 conns: {ours / lite.rps:.1f}x" if lite else ""
+    note = ""
+    if lite:
+        durable = results[10]["via providers"].rps / lite.rps
+        behind = results[10]["via providers, write_behind"].rps / lite.rps
+        note = (
+            f"; throughput at 10 conns vs LiteLLM: {durable:.1f}x (durable ledger), "
+            f"{behind:.1f}x (write_behind)"
+        )
     return table(
         f"(3) Chat completions through the LLM gateway, median of {ROUNDS} rounds{note}",
         ["conns", "path", "req/s", "p50 ms", "p99 ms", "added p50 ms", "errors"],

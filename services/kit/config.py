@@ -59,6 +59,41 @@ class AgentCoreSettings(ServiceSettings):
     max_message_chars: int = Field(32_000, gt=0, description="Largest user message accepted")
 
 
+class ToolsSettings(ServiceSettings):
+    workspaces: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Named workspace folders tools work in; default: {default: data_dir/workspace}",
+    )
+    max_read_bytes: int = Field(1 << 20, gt=0, description="Most bytes read_file/search read")
+    max_write_bytes: int = Field(1 << 20, gt=0, description="Largest file write_file writes")
+    output_cap_bytes: int = Field(
+        64 * 1024, gt=0, description="Default cap of a tool's output (marked when cut)"
+    )
+    max_list_entries: int = Field(1_000, gt=0, description="Most entries list_dir returns")
+    max_search_results: int = Field(200, gt=0, description="Most matches search_files returns")
+    max_search_files: int = Field(5_000, gt=0, description="Most files one search looks at")
+    default_timeout_s: float = Field(10.0, gt=0, le=600, description="Default tool time limit")
+    exec_allow: list[str] = Field(
+        default_factory=lambda: ["echo", "ls", "cat", "wc", "grep", "head", "tail", "sort"],
+        description="Programs exec may run (names found on exec_path)",
+    )
+    exec_path: str = Field(
+        "/usr/local/bin:/usr/bin:/bin", description="Where programs are looked up"
+    )
+    sandbox: Literal["auto", "bubblewrap", "none"] = Field(
+        "auto", description="auto: bubblewrap when it works here, else none"
+    )
+    web_fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts or IPs web_fetch may reach even when private or loopback",
+    )
+    web_fetch_max_bytes: int = Field(1 << 20, gt=0, description="Most bytes web_fetch reads")
+    web_fetch_max_redirects: int = Field(5, ge=0, le=20)
+    max_log_argument_bytes: int = Field(
+        2_048, gt=0, description="Arguments kept in the execution log, per call"
+    )
+
+
 class ProvidersSettings(ServiceSettings):
     upstream_timeout_s: float = Field(120.0, gt=0, description="Timeout of one upstream call")
     max_tokens_cap: int = Field(16_384, gt=0, description="Largest max_tokens a caller may ask")
@@ -167,7 +202,7 @@ class Settings(BaseSettings):
 
     master_core: MasterCoreSettings = Field(default_factory=MasterCoreSettings)
     agent_core: AgentCoreSettings = Field(default_factory=AgentCoreSettings)
-    tools: ServiceSettings = Field(default_factory=ServiceSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
     memory: ServiceSettings = Field(default_factory=ServiceSettings)
     communication: ServiceSettings = Field(default_factory=ServiceSettings)
     session: SessionSettings = Field(default_factory=SessionSettings)

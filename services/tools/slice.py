@@ -1,13 +1,56 @@
-"""The tools slice: standard endpoints only, no domain routes yet (issue #4 builds it)."""
+"""The tools slice: a registry of tools, validated calls confined to workspaces, a log."""
 
 from __future__ import annotations
 
-from services.kit.slice_base import AtomicSlice
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from sqlalchemy import MetaData, func
+from sqlmodel import Session, select
+
+from services.kit.slice_base import AtomicSlice, SliceContext
+from services.tools.models import Execution, ToolsBase
+from services.tools.routes import router
+from services.tools.service import ToolService
 
 
 class ToolsSlice(AtomicSlice):
     name = "tools"
+    service: ToolService
+
+    def __init__(self, **service_overrides: Any) -> None:
+        super().__init__()
+        self._overrides = service_overrides  # tests inject a resolver/transport here
+
+    def routers(self) -> list[APIRouter]:
+        return [router]
+
+    def metadata(self) -> MetaData:
+        return ToolsBase.metadata
+
+    async def startup(self, ctx: SliceContext) -> None:
+        await super().startup(ctx)
+        # Probing bubblewrap runs a process: off the event loop.
+        self.service = await anyio.to_thread.run_sync(
+            lambda: ToolService(ctx.settings, ctx.db, ctx.metrics.registry, **self._overrides)
+        )
+        await ctx.db.run(self.service.sync)
+
+    async def status_details(self) -> dict[str, Any]:
+        svc = self.service
+
+        def counts(s: Session) -> int:
+            return s.exec(select(func.count()).select_from(Execution)).one()
+
+        return {
+            "exec_sandbox": svc.runner.mode,
+            "exec_programs": sorted(svc.runner.programs),
+            "workspaces": {name: str(ws.root) for name, ws in svc.workspaces.items()},
+            "tools_enabled": sorted(n for n, t in svc.live.items() if t.enabled),
+            "executions": await self.context.db.run(counts, write=False),
+        }
 
 
-def create_slice() -> ToolsSlice:
-    return ToolsSlice()
+def create_slice(**service_overrides: Any) -> ToolsSlice:
+    return ToolsSlice(**service_overrides)

@@ -1,0 +1,94 @@
+"""A tools slice on 127.0.0.1 with a workspace in tmp_path and a canary file outside it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.kit.app import create_app
+from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
+from services.tools.slice import create_slice
+from services.tools.web import Fetched
+
+SECRET = "CANARY-7f3a9c-never-leaves"
+
+
+class RecordingTransport:
+    """Stands in for the network: records every connection asked for, answers canned."""
+
+    def __init__(self) -> None:
+        self.connections: list[tuple[str, str]] = []
+        self.pages: dict[str, Fetched] = {}
+
+    async def __call__(
+        self, url: str, *, host: str, ip: str, port: int, max_bytes: int, timeout_s: float
+    ) -> Fetched:
+        self.connections.append((url, ip))
+        page = self.pages.get(url) or Fetched(404, {}, b"not found", False)
+        return Fetched(page.status, page.headers, page.body[:max_bytes], len(page.body) > max_bytes)
+
+
+class StubResolver:
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.table:
+            raise OSError(f"unknown host {host}")
+        return self.table[host]
+
+
+@dataclass
+class ToolsEnv:
+    client: httpx.Client
+    workspace: Path
+    outside: Path  # a folder beside the workspace holding the canary
+    transport: RecordingTransport
+    resolver: StubResolver
+
+    def call(self, tool: str, **arguments: Any) -> httpx.Response:
+        return self.client.post(f"/v1/tools/{tool}/call", json={"arguments": arguments})
+
+
+@pytest.fixture
+def tools_env(tmp_path: Path) -> Iterator[ToolsEnv]:
+    workspace = tmp_path / "ws"
+    outside = tmp_path / "ws-evil"  # a sibling sharing the workspace's prefix
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET)
+    (tmp_path / "secret.txt").write_text(SECRET)
+    settings = settings_for_tests(
+        tmp_path,
+        tools={
+            "workspaces": {"default": str(workspace)},
+            "exec_allow": ["echo", "wc", "cat", "ls", "sh", "sleep", "head"],
+            "output_cap_bytes": 4096,
+        },
+    )
+    transport = RecordingTransport()
+    resolver = StubResolver(
+        {
+            "example.test": ["93.184.216.34"],
+            "internal.test": ["10.0.0.5"],
+            "mixed.test": ["93.184.216.34", "127.0.0.1"],
+            "metadata.test": ["169.254.169.254"],
+            "v6local.test": ["::1"],
+            "mapped.test": ["::ffff:192.168.1.1"],
+        }
+    )
+    from services.tools.web import WebFetcher
+
+    fetcher = WebFetcher(allow_hosts=[], max_redirects=3, resolver=resolver, transport=transport)
+    app = create_app(create_slice(fetcher=fetcher), settings)
+    with (
+        serve_app(app) as url,
+        httpx.Client(base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=30) as c,
+    ):
+        yield ToolsEnv(c, workspace.resolve(), outside, transport, resolver)
