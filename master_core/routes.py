@@ -25,6 +25,7 @@ from services.kit.errors import (
     error_responses,
 )
 from services.kit.manifest import SLICE_NAMES
+from services.kit.query import MAX_SEQ
 from services.session.schemas import MessagesPublic
 
 router = APIRouter(prefix="/v1", tags=["gateway"], responses=error_responses(Unauthorized))
@@ -80,7 +81,7 @@ async def read_session_messages(
     master: MasterDep,
     _: PrincipalDep,
     session_id: Annotated[str, Path(pattern=SESSION_ID_PATTERN)],
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagesPublic:
     """A session's history, oldest first, page by page."""

@@ -19,6 +19,7 @@ from services.kit.errors import (
     UpstreamError,
     error_responses,
 )
+from services.kit.query import MAX_OFFSET
 
 router = APIRouter(prefix="/v1/turns", tags=["agent"])
 
@@ -52,7 +53,7 @@ def read_turns(
     db: DbSessionDep,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> TurnRecordsPublic:
     data, count = service.list_turns(session=db, session_id=session_id, limit=limit, offset=offset)
     return TurnRecordsPublic(data=data, count=count)

@@ -19,6 +19,7 @@ from services.kit.errors import (
     UpstreamError,
     error_responses,
 )
+from services.kit.query import MAX_OFFSET
 from services.providers import budgets, service, upstreams
 from services.providers.budgets import BudgetExceeded
 from services.providers.catalog import CatalogError
@@ -105,7 +106,7 @@ def read_usage(
     db: DbSessionDep,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> UsagesPublic:
     """The usage ledger, newest first, optionally for one session."""
     data, count, cost, tokens = service.list_usage(

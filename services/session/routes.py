@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from services.kit.app import ContextDep, DbSessionDep
 from services.kit.config import SessionSettings
 from services.kit.errors import Conflict, NotFound, PayloadTooLarge, error_responses
+from services.kit.query import MAX_OFFSET, MAX_PAGE, MAX_SEQ
 from services.session import service
 from services.session.schemas import (
     SESSION_ID_PATTERN,
@@ -39,7 +40,7 @@ def create_session(body: SessionCreate, db: DbSessionDep) -> SessionPublic:
 def read_sessions(
     db: DbSessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SessionsPublic:
     data, count = service.list_sessions(session=db, limit=limit, offset=offset)
     return SessionsPublic(data=data, count=count)
@@ -71,9 +72,15 @@ def read_messages(
     session_id: SessionId,
     db: DbSessionDep,
     settings: SettingsDep,
-    after_seq: Annotated[int, Query(ge=0, description="Return messages after this seq")] = 0,
-    limit: Annotated[int, Query(ge=1, description="Page size (capped by config)")] = 100,
-    tail: Annotated[int | None, Query(ge=1, description="Only the last N messages")] = None,
+    after_seq: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Return messages after this seq")
+    ] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description="Page size (capped by config)")
+    ] = 100,
+    tail: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description="Only the last N messages")
+    ] = None,
 ) -> MessagesPublic:
     data, count = service.list_messages(
         session=db,

@@ -16,6 +16,7 @@ from services.kit.errors import (
     Unprocessable,
     error_responses,
 )
+from services.kit.query import MAX_OFFSET
 from services.tools.deps import ToolServiceDep
 from services.tools.schemas import (
     TOOL_NAME,
@@ -78,7 +79,7 @@ def read_executions(
     outcome: Annotated[str | None, Query(max_length=32)] = None,
     since: Annotated[datetime | None, Query(description="From this time (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ExecutionsPublic:
     """The execution log, newest first, filtered by tool, session, outcome and time."""
     data, count = list_executions(
