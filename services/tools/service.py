@@ -236,6 +236,13 @@ class ToolService:
                 raise SliceError(
                     failure.message, status_code=failure.status, code=failure.code
                 ) from None
+            except OSError as exc:
+                # e.g. a folder removed or replaced while the call was using it
+                raise SliceError(
+                    f"the workspace changed during the call: {exc.strerror or exc}",
+                    status_code=409,
+                    code="fs_conflict",
+                ) from None
         except SliceError as exc:
             error = exc
         duration_ms = (time.perf_counter() - started) * 1000
