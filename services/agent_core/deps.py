@@ -12,6 +12,7 @@ from services.kit.metrics import LATENCY_BUCKETS
 from services.kit.slice_base import SliceContext
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
+from services.tools.client import ToolsClient
 
 
 @dataclass
@@ -19,6 +20,7 @@ class AgentDeps:
     ctx: SliceContext
     sessions: SessionClient
     providers: ProvidersClient
+    tools: ToolsClient
     metrics: TurnMetrics
 
 
@@ -28,6 +30,12 @@ class TurnMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.turns = Counter(
             "agent_turns_total", "Chat turns by outcome", ["outcome"], registry=registry
+        )
+        self.stops = Counter(
+            "agent_turn_stops_total",
+            "Turns by what ended them (final_answer or a bound)",
+            ["reason"],
+            registry=registry,
         )
         self.latency = Histogram(
             "agent_turn_duration_seconds",

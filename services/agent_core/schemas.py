@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class HistoryMessage(BaseModel):
+    """A message of a history given by the caller, in chat completions' shape."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = Field(None, max_length=200_000)
+    tool_calls: list[dict[str, Any]] | None = Field(None, max_length=64)
+    tool_call_id: str | None = Field(None, max_length=128)
+    name: str | None = Field(None, max_length=64)
 
 
 class TurnCreate(BaseModel):
@@ -15,6 +27,12 @@ class TurnCreate(BaseModel):
     )
     message: str = Field(min_length=1, description="The user's message")
     api_key_id: str | None = Field(None, max_length=64, description="Who pays, for the ledger")
+    stream: bool = Field(False, description="Answer with Server-Sent Events of the progress")
+    messages: list[HistoryMessage] | None = Field(
+        None,
+        max_length=1_000,
+        description="Use this history instead of the session's (OpenAI-style clients)",
+    )
 
 
 class TurnUsage(BaseModel):
@@ -31,6 +49,12 @@ class TurnPublic(BaseModel):
     model: str
     usage: TurnUsage
     latency_ms: float
+    stop_reason: str = Field(
+        description="final_answer, or the bound that stopped the turn: max_iterations, "
+        "token_budget, cost_budget, deadline"
+    )
+    iterations: int = Field(description="LLM calls in the loop")
+    tool_calls: int
 
 
 class TurnRecordPublic(BaseModel):
@@ -45,8 +69,28 @@ class TurnRecordPublic(BaseModel):
     latency_ms: float
     outcome: str
     error: str | None
+    stop_reason: str | None
+    iterations: int
+    tool_calls: int
 
 
 class TurnRecordsPublic(BaseModel):
     data: list[TurnRecordPublic]
     count: int
+
+
+class StepPublic(BaseModel):
+    seq: int
+    kind: str = Field(description="plan, llm, tool, reflection, tools, stop")
+    name: str | None
+    outcome: str
+    detail: dict[str, Any]
+    tokens: int
+    cost_usd: float
+    started_ms: float
+    duration_ms: float
+
+
+class TurnDetail(BaseModel):
+    turn: TurnRecordPublic
+    steps: list[StepPublic]

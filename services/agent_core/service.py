@@ -12,19 +12,23 @@ import structlog
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from services.agent_core.models import Turn
+from services.agent_core.loop import AgentLoop, Emit, LoopResult, Step, trim_history
+from services.agent_core.models import Turn, TurnStep
 from services.agent_core.schemas import (
+    StepPublic,
     TurnCreate,
+    TurnDetail,
     TurnPublic,
     TurnRecordPublic,
     TurnUsage,
 )
 from services.kit.config import AgentCoreSettings
 from services.kit.database import SliceDatabase
-from services.kit.errors import PayloadTooLarge, SliceError, UpstreamError
+from services.kit.errors import NotFound, PayloadTooLarge, SliceError
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
 from services.session.schemas import MessageCreate, MessagePublic, SessionCreate
+from services.tools.client import ToolsClient
 
 log = structlog.get_logger("agent_core")
 _OPENAI_FIELDS = ("name", "tool_call_id", "tool_calls")
@@ -40,25 +44,20 @@ def to_openai(message: MessagePublic) -> dict[str, Any]:
     return out
 
 
-def build_messages(
-    *, system_prompt: str, history: list[MessagePublic], user_message: str
+def build_context(
+    *, system_prompt: str, history: list[dict[str, Any]], budget_tokens: int
 ) -> list[dict[str, Any]]:
-    """System prompt, then the history oldest first, then the new user message."""
+    """System prompt, then the history (oldest first) trimmed to the token budget."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.extend(to_openai(m) for m in history)
-    messages.append({"role": "user", "content": user_message})
+    messages.extend(trim_history(history, budget_tokens))
     return messages
 
 
-def reply_text(completion: dict[str, Any]) -> str:
-    """The assistant's text from a completion, or an UpstreamError if it has none."""
-    try:
-        content = completion["choices"][0]["message"].get("content")
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise UpstreamError("the LLM returned no choices") from exc
-    if not isinstance(content, str):
-        raise UpstreamError("the LLM returned no text content")
-    return content
+def _stored(message: dict[str, Any]) -> MessageCreate:
+    return MessageCreate.model_validate(
+        {k: message[k] for k in ("role", "content", "tool_calls", "tool_call_id") if message.get(k)}
+        | {"content": message.get("content")}
+    )
 
 
 async def run_turn(
@@ -67,78 +66,94 @@ async def run_turn(
     settings: AgentCoreSettings,
     sessions: SessionClient,
     providers: ProvidersClient,
+    tools: ToolsClient | None,
     db: SliceDatabase,
+    emit: Emit | None = None,
 ) -> TurnPublic:
-    """Run one turn end to end; the user message and reply are stored together at the end."""
+    """Run one turn end to end: the agent loop, then the exchange stored in the session
+    (user message, tool calls and results, reply) and the turn and its trace recorded."""
     if len(data.message) > settings.max_message_chars:
         raise PayloadTooLarge(f"message is longer than {settings.max_message_chars} characters")
     started = time.perf_counter()
     turn_id = uuid.uuid4().hex
     if data.session_id is None:
         session_id = (await sessions.create_session(SessionCreate(title=data.message[:60]))).id
-        history: list[MessagePublic] = []
+        history: list[dict[str, Any]] = []
     else:
         session_id = data.session_id
         if settings.max_history_messages:
-            history = (await sessions.history(session_id, tail=settings.max_history_messages)).data
+            stored = await sessions.history(session_id, tail=settings.max_history_messages)
+            history = [to_openai(m) for m in stored.data]
         else:
             history = []
             await sessions.get_session(session_id)
-    messages = build_messages(
-        system_prompt=settings.system_prompt, history=history, user_message=data.message
+    if data.messages is not None:
+        history = [m.model_dump(exclude_none=True) for m in data.messages]
+    context = build_context(
+        system_prompt=settings.system_prompt,
+        history=history,
+        budget_tokens=settings.history_token_budget,
+    )
+    history_count = len(context) - (1 if settings.system_prompt else 0)
+    if emit is not None:
+        await emit("turn.started", {"turn_id": turn_id, "session_id": session_id})
+    loop = AgentLoop(
+        settings=settings,
+        providers=providers,
+        tools=tools,
+        turn_id=turn_id,
+        session_id=session_id,
+        api_key_id=data.api_key_id,
+        emit=emit,
+        stream_text=data.stream,
     )
     try:
-        completion = await providers.chat_completions(
-            {"model": settings.model, "messages": messages},
-            session_id=session_id,
-            api_key_id=data.api_key_id,
-        )
-        reply = reply_text(completion)
+        result = await loop.run(context, data.message)
     except SliceError as exc:
         code, message = exc.code, exc.message
         await db.run(
             lambda s: _record(
-                s, turn_id, session_id, len(history), started, outcome=code, error=message
+                s, turn_id, session_id, history_count, started, loop.steps,
+                outcome=code, error=message,
             )
-        )
+        )  # fmt: skip
         raise
-    usage = completion.get("usage") or {}
-    turn_usage = TurnUsage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        total_tokens=int(usage.get("total_tokens") or 0),
-        cost_usd=float(usage.get("cost") or 0.0),
+    usage = TurnUsage(
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        total_tokens=result.prompt_tokens + result.completion_tokens,
+        cost_usd=result.cost_usd,
     )
-    model = str(completion.get("model") or settings.model)
+    exchange = [
+        MessageCreate(role="user", content=data.message),
+        *(_stored(m) for m in result.new_messages),
+        MessageCreate(role="assistant", content=result.reply),
+    ]
     # The exchange goes to the session and the turn to our own table at the same time:
     # two databases, two fsyncs, no reason to wait for one before starting the other.
-    stored, latency = await asyncio.gather(
-        sessions.append(
-            session_id,
-            [
-                MessageCreate(role="user", content=data.message),
-                MessageCreate(role="assistant", content=reply),
-            ],
-        ),
+    appended, latency = await asyncio.gather(
+        sessions.append(session_id, exchange),
         db.run(
             lambda s: _record(
                 s,
                 turn_id,
                 session_id,
-                len(history),
+                history_count,
                 started,
+                result.steps,
                 outcome="ok",
-                model=model,
-                usage=turn_usage,
+                model=result.model,
+                usage=usage,
+                result=result,
             )
         ),
         return_exceptions=True,
     )
-    if isinstance(stored, BaseException):
+    if isinstance(appended, BaseException):
         # The reply was paid for but not stored: say so in our record, then fail the turn.
-        error = stored.message if isinstance(stored, SliceError) else repr(stored)
+        error = appended.message if isinstance(appended, SliceError) else repr(appended)
         await db.run(lambda s: _mark_failed(s, turn_id, "store_failed", error))
-        raise stored
+        raise appended
     if isinstance(latency, BaseException):
         # The exchange is stored, so the turn succeeded; failing it now would invite a retry
         # and a duplicate. Our own record is what is missing: log it loudly.
@@ -147,10 +162,13 @@ async def run_turn(
     return TurnPublic(
         turn_id=turn_id,
         session_id=session_id,
-        reply=reply,
-        model=model,
-        usage=turn_usage,
+        reply=result.reply,
+        model=result.model,
+        usage=usage,
         latency_ms=latency,
+        stop_reason=result.stop_reason,
+        iterations=result.iterations,
+        tool_calls=result.tool_calls,
     )
 
 
@@ -160,12 +178,15 @@ def _record(
     session_id: str,
     history: int,
     started: float,
+    steps: list[Step],
     *,
     outcome: str,
     model: str | None = None,
     usage: TurnUsage | None = None,
     error: str | None = None,
+    result: LoopResult | None = None,
 ) -> float:
+    """The turn and its trace, in one transaction."""
     latency = round((time.perf_counter() - started) * 1000, 3)
     session.add(
         Turn(
@@ -180,7 +201,25 @@ def _record(
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             cost_usd=usage.cost_usd if usage else 0.0,
+            stop_reason=result.stop_reason if result else None,
+            iterations=result.iterations if result else sum(1 for s in steps if s.kind == "llm"),
+            tool_calls=result.tool_calls if result else sum(1 for s in steps if s.kind == "tool"),
         )
+    )
+    session.add_all(
+        TurnStep(
+            turn_id=turn_id,
+            seq=st.seq,
+            kind=st.kind,
+            name=(st.name or "")[:200] or None,
+            outcome=st.outcome[:64],
+            detail=st.detail,
+            tokens=st.tokens,
+            cost_usd=st.cost_usd,
+            started_ms=st.started_ms,
+            duration_ms=st.duration_ms,
+        )
+        for st in steps
     )
     return latency
 
@@ -201,3 +240,17 @@ def list_turns(
         select(Turn).where(*where).order_by(col(Turn.created_at).desc()).offset(offset).limit(limit)
     ).all()
     return [TurnRecordPublic.model_validate(r, from_attributes=True) for r in rows], count
+
+
+def get_turn(*, session: Session, turn_id: str) -> TurnDetail:
+    """A turn's record and its whole trace."""
+    turn = session.get(Turn, turn_id)
+    if turn is None:
+        raise NotFound(f"turn {turn_id!r} not found")
+    steps = session.exec(
+        select(TurnStep).where(TurnStep.turn_id == turn_id).order_by(col(TurnStep.seq))
+    ).all()
+    return TurnDetail(
+        turn=TurnRecordPublic.model_validate(turn, from_attributes=True),
+        steps=[StepPublic.model_validate(st, from_attributes=True) for st in steps],
+    )

@@ -1,4 +1,4 @@
-"""The agent_core slice: the agent loop (for now one LLM call per turn)."""
+"""The agent_core slice: the agent loop (LLM calls, tool calls, bounds, traces)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
+from services.tools.client import ToolsClient
 
 
 class AgentCoreSlice(AtomicSlice):
@@ -37,6 +38,7 @@ class AgentCoreSlice(AtomicSlice):
                 ctx.settings.providers.base_url,
                 timeout_s=load_manifest("providers").quotas.request_timeout_s,
             ),
+            tools=ToolsClient(ctx.pool, ctx.settings.tools.base_url),
             metrics=TurnMetrics(ctx.metrics.registry),
         )
 

@@ -10,8 +10,10 @@ faster than through a default ``httpx.AsyncClient``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import aiohttp
@@ -217,6 +219,45 @@ class SliceClient:
             raise DeadlineExceeded(
                 f"{self.service} did not answer {method} {path} in time"
             ) from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise ServiceUnavailable(f"{self.service} is unreachable at {self.base_url}") from exc
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any,
+        timeout_s: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open a streamed answer (Server-Sent Events); an error status raises as
+        :meth:`request` would. Never retried: part of it may already have been used."""
+        budget = timeout_s or self.timeout_s or self.pool.timeout_s
+        left = remaining_s()
+        if left is not None:
+            budget = min(budget, left)
+        if budget <= 0:
+            raise DeadlineExceeded(f"deadline exceeded calling {self.service} {method} {path}")
+        all_headers = {**self._headers(budget), "Content-Type": "application/json"}
+        all_headers.update(headers or {})
+        try:
+            async with self.pool.session.request(
+                method,
+                self.base_url + path,
+                data=json.dumps(json_body),
+                headers=all_headers,
+                timeout=aiohttp.ClientTimeout(
+                    total=budget, sock_connect=min(budget, self.pool.connect_timeout_s)
+                ),
+            ) as resp:
+                if resp.status >= 400:
+                    raise self._error(resp.status, await resp.read())
+                yield resp
+        except TimeoutError as exc:
+            message = f"{self.service} did not answer {method} {path} in time"
+            raise DeadlineExceeded(message) from exc
         except aiohttp.ClientConnectionError as exc:
             raise ServiceUnavailable(f"{self.service} is unreachable at {self.base_url}") from exc
 

@@ -13,13 +13,14 @@ from fastapi import FastAPI
 
 from openrouter_gateway.scenario import Scenario, Turn
 from openrouter_gateway.simulator import create_simulator_app
-from services.agent_core.service import build_messages
+from services.agent_core.service import build_context, to_openai
 from services.agent_core.slice import create_slice as agent_slice
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, free_port, serve_app, settings_for_tests
 from services.providers.slice import create_slice as providers_slice
 from services.session.schemas import MessagePublic
 from services.session.slice import create_slice as session_slice
+from services.tools.slice import create_slice as tools_slice
 
 H = {"X-Internal-Token": TEST_TOKEN}
 
@@ -29,18 +30,31 @@ class Trio:
     agent: str
     session: str
     providers: str
+    tools: str
+    workspace: Path
 
 
 def start_trio(
-    tmp_path: Path, sim: FastAPI | None = None, **agent_settings: object
+    tmp_path: Path,
+    sim: FastAPI | None = None,
+    tools: dict[str, object] | None = None,
+    **agent_settings: object,
 ) -> tuple[ExitStack, Trio]:
-    ports = {n: free_port() for n in ("agent_core", "session", "providers", "sim")}
+    """agent_core with the slices it calls (session, providers, tools) and the simulator."""
+    ports = {n: free_port() for n in ("agent_core", "session", "providers", "tools", "sim")}
+    workspace = tmp_path / "workspace"
     settings = settings_for_tests(
         tmp_path,
         simulator={"port": ports["sim"]},
         agent_core={"port": ports["agent_core"], **agent_settings},
         session={"port": ports["session"]},
         providers={"port": ports["providers"]},
+        tools={
+            "port": ports["tools"],
+            "workspaces": {"default": str(workspace)},
+            "exec_allow": ["wc", "cat", "ls", "echo"],
+            **(tools or {}),
+        },
     )
     stack = ExitStack()
     stack.enter_context(serve_app(sim or create_simulator_app(), port=ports["sim"]))
@@ -49,10 +63,13 @@ def start_trio(
         for name, factory in (
             ("session", session_slice),
             ("providers", providers_slice),
+            ("tools", tools_slice),
             ("agent_core", agent_slice),
         )
     }
-    return stack, Trio(urls["agent_core"], urls["session"], urls["providers"])
+    return stack, Trio(
+        urls["agent_core"], urls["session"], urls["providers"], urls["tools"], workspace.resolve()
+    )
 
 
 @pytest.fixture
@@ -136,11 +153,11 @@ def test_history_is_trimmed_to_the_configured_length(tmp_path: Path) -> None:
         assert too_long.status_code == 413
 
 
-def test_build_messages_order() -> None:
+def test_context_order_and_trimming() -> None:
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    history = [
+    stored = [
         MessagePublic(id=1, session_id="s", seq=1, role="user", content="q", created_at=now),
         MessagePublic(
             id=2,
@@ -155,9 +172,12 @@ def test_build_messages_order() -> None:
             id=3, session_id="s", seq=3, role="tool", content="r", tool_call_id="c", created_at=now
         ),
     ]
-    msgs = build_messages(system_prompt="sys", history=history, user_message="next")
-    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "user"]
+    history = [to_openai(m) for m in stored]
+    msgs = build_context(system_prompt="sys", history=history, budget_tokens=1_000)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool"]
     assert msgs[2]["tool_calls"][0]["id"] == "c" and msgs[3]["tool_call_id"] == "c"
-    assert build_messages(system_prompt="", history=[], user_message="x") == [
-        {"role": "user", "content": "x"}
-    ]
+    # a budget too small for the user message drops the whole exchange, never leaving a
+    # tool result without its call
+    tight = build_context(system_prompt="", history=history, budget_tokens=30)
+    assert tight == [] or tight[0]["role"] == "user"
+    assert build_context(system_prompt="", history=[], budget_tokens=10) == []
