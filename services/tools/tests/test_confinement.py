@@ -18,7 +18,8 @@ WFUZZ = Path("/usr/share/wfuzz/wordlist/Injections/Traversal.txt")
 
 
 def generated(ws: Path, outside: Path) -> list[str]:
-    ups = ["..", "../..", "../../..", "../" * 12, "./..", "a/../..", "a/b/../../.."]
+    ups = ["../" * n for n in range(1, 13)]
+    ups += ["..", "./..", "a/../..", "a/b/../../..", "a/./../../", ".//..//", "...//../"]
     targets = ["etc/passwd", "ws-evil/secret.txt", "secret.txt", ""]
     payloads = [f"{u}/{t}".rstrip("/") for u, t in itertools.product(ups, targets)]
     payloads += [
