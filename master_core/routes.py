@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from master_core import service
 from master_core.deps import MasterDep
 from master_core.keys import Principal, new_key, store_key
-from master_core.schemas import ChatRequest, ChatResponse, FleetStatus, KeyCreate, KeyCreated
-from services.agent_core.schemas import SESSION_ID_PATTERN, TurnCreate
+from master_core.schemas import (
+    AgentCompletionRequest,
+    ChatRequest,
+    ChatResponse,
+    FleetStatus,
+    KeyCreate,
+    KeyCreated,
+)
+from services.agent_core.schemas import SESSION_ID_PATTERN, HistoryMessage, TurnCreate
 from services.kit.app import DbSessionDep
 from services.kit.client import SliceClient
 from services.kit.errors import (
@@ -29,6 +36,7 @@ from services.kit.query import MAX_SEQ
 from services.session.schemas import MessagesPublic
 
 router = APIRouter(prefix="/v1", tags=["gateway"], responses=error_responses(Unauthorized))
+NO_BUFFER = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def authenticate(
@@ -58,21 +66,77 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 
 @router.post(
     "/chat",
-    responses=error_responses(NotFound, UpstreamError, ServiceUnavailable, DeadlineExceeded),
+    response_model=ChatResponse,
+    responses={
+        **error_responses(NotFound, UpstreamError, ServiceUnavailable, DeadlineExceeded),
+        200: {"content": {"text/event-stream": {}}},
+    },
 )
-async def create_chat(
-    body: ChatRequest, master: MasterDep, principal: PrincipalDep
-) -> ChatResponse:
-    """One chat turn: the agent answers ``message`` in the session (new if none given)."""
-    turn = await master.agent.run_turn(
-        TurnCreate(session_id=body.session_id, message=body.message, api_key_id=principal.key_id)
+async def create_chat(body: ChatRequest, master: MasterDep, principal: PrincipalDep) -> Any:
+    """One chat turn: the agent answers ``message`` in the session (new if none given).
+
+    With ``stream: true``: Server-Sent Events of the turn's progress (``turn.started``,
+    ``llm.started``, ``delta``, ``tool.started``, ``tool.finished``, ``reflection``,
+    ``stopped``) ending with ``final`` (this endpoint's answer) or ``error``."""
+    request = TurnCreate(
+        session_id=body.session_id, message=body.message, api_key_id=principal.key_id
     )
+    if body.stream:
+        events = await master.agent.open_turn_stream(request)
+        return StreamingResponse(events, media_type="text/event-stream", headers=NO_BUFFER)
+    turn = await master.agent.run_turn(request)
     return ChatResponse(
         session_id=turn.session_id,
         reply=turn.reply,
         model=turn.model,
         usage=turn.usage,
         turn_id=turn.turn_id,
+    )
+
+
+@router.post(
+    "/chat/completions",
+    responses={
+        **error_responses(BadRequest, NotFound, UpstreamError, ServiceUnavailable),
+        200: {"content": {"text/event-stream": {}}},
+    },
+)
+async def create_agent_completion(
+    body: AgentCompletionRequest,
+    master: MasterDep,
+    principal: PrincipalDep,
+    session_id: Annotated[
+        str | None, Header(alias="X-Session-ID", pattern=SESSION_ID_PATTERN)
+    ] = None,
+) -> Response:
+    """OpenAI-compatible: a full agent turn (tools, memory of the session, bounds) answered
+    as a chat completion, streamed or not. The last message is the user's input and the
+    earlier ones the history; ``X-Session-ID`` continues a stored session instead. The
+    answer's ``X-Session-ID`` and ``X-Turn-ID`` headers name what was stored."""
+    *history, last = body.messages
+    text = last.text()
+    if last.role != "user" or not text:
+        raise BadRequest("the last message must be the user's, with text content")
+    request = TurnCreate(
+        session_id=session_id,
+        message=text,
+        api_key_id=principal.key_id,
+        messages=None
+        if session_id
+        else [
+            HistoryMessage.model_validate(m.model_dump(exclude_none=True) | {"content": m.text()})
+            for m in history
+        ],
+    )
+    if body.stream:
+        events = await master.agent.open_turn_stream(request)
+        return StreamingResponse(
+            service.completion_chunks(events), media_type="text/event-stream", headers=NO_BUFFER
+        )
+    turn = await master.agent.run_turn(request)
+    return JSONResponse(
+        service.completion_body(turn),
+        headers={"X-Session-ID": turn.session_id, "X-Turn-ID": turn.turn_id},
     )
 
 

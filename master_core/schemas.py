@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.agent_core.schemas import SESSION_ID_PATTERN, TurnUsage
+from services.agent_core.schemas import SESSION_ID_PATTERN, HistoryMessage, TurnUsage
 
 
 class ChatRequest(BaseModel):
@@ -14,6 +14,7 @@ class ChatRequest(BaseModel):
         None, pattern=SESSION_ID_PATTERN, description="Continue this session; omit to start one"
     )
     message: str = Field(min_length=1, description="What the user says")
+    stream: bool = Field(False, description="Answer with Server-Sent Events of the turn's progress")
 
 
 class ChatResponse(BaseModel):
@@ -46,3 +47,30 @@ class KeyCreated(BaseModel):
     name: str
     admin: bool
     key: str = Field(description="Shown once; only its hash is stored")
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class AgentMessage(HistoryMessage):
+    """A chat completions message; text content parts are joined."""
+
+    content: str | list[ContentPart] | None = Field(None)  # type: ignore[assignment]
+
+    def text(self) -> str | None:
+        if isinstance(self.content, list):
+            return "".join(p.text or "" for p in self.content if p.type == "text")
+        return self.content
+
+
+class AgentCompletionRequest(BaseModel):
+    """OpenAI's request shape. The last message (the user's) is the turn's input; the ones
+    before it are the history. ``model`` is informational: the agent's model answers."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = Field(None, max_length=200)
+    messages: list[AgentMessage] = Field(min_length=1, max_length=1_000)
+    stream: bool = False
