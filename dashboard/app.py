@@ -8,6 +8,8 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS_UI = ROOT / "services" / "providers" / "ui"
+TOOLS_UI = ROOT / "services" / "tools" / "ui"
+AGENT_UI = ROOT / "services" / "agent_core" / "ui"
 
 st.set_page_config(page_title="RefactorBot", page_icon="🤖", layout="wide")
 navigation = st.navigation(
@@ -16,6 +18,15 @@ navigation = st.navigation(
             st.Page(
                 str(ROOT / "dashboard" / "pages" / "overview.py"), title="Overview", default=True
             )
+        ],
+        "Agent": [
+            st.Page(str(AGENT_UI / "turns.py"), title="Turns"),
+            st.Page(str(AGENT_UI / "traces.py"), title="Traces"),
+            st.Page(str(AGENT_UI / "analytics.py"), title="Analytics"),
+        ],
+        "Tools": [
+            st.Page(str(TOOLS_UI / "tools.py"), title="Tools"),
+            st.Page(str(TOOLS_UI / "executions.py"), title="Execution log"),
         ],
         "LLM gateway": [
             st.Page(str(PROVIDERS_UI / "spend.py"), title="Spend"),

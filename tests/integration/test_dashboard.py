@@ -60,3 +60,37 @@ def test_budget_form_adds_a_budget_through_master_core(dash_env: RunningFleet) -
     with dash_env.internal("providers") as p:
         made = [b for b in p.get("/v1/budgets").json()["data"] if b["subject"] == "tools"]
     assert made and made[0]["limit_usd"] == 7.5 and made[0]["window"] == "monthly"
+
+
+AGENT_UI = ROOT / "services" / "agent_core" / "ui"
+TOOLS_UI = ROOT / "services" / "tools" / "ui"
+
+
+def test_agent_pages_show_turns_and_traces(dash_env: RunningFleet) -> None:
+    turns = run(AGENT_UI / "turns.py")
+    assert int(turns.metric[0].value) >= 1
+    assert "final_answer" in list(turns.dataframe[0].value["stopped by"])
+    trace = run(AGENT_UI / "traces.py")
+    assert trace.metric[0].value == "final_answer"
+    assert any("llm" in e.label for e in trace.expander)
+    analytics = run(AGENT_UI / "analytics.py")
+    assert int(analytics.metric[0].value) >= 1
+
+
+def test_tools_pages_toggle_and_log(dash_env: RunningFleet) -> None:
+    with dash_env.internal("tools") as t:
+        t.post("/v1/tools/list_dir/call", json={"arguments": {"path": "."}})
+    page = run(TOOLS_UI / "tools.py")
+    assert page.metric[1].value in ("bubblewrap", "none")
+    page.selectbox[0].select("web_fetch")
+    page.checkbox[0].uncheck()
+    page.button[0].click()
+    page.run()
+    assert not page.exception
+    with dash_env.internal("tools") as t:
+        tools = {x["name"]: x for x in t.get("/v1/tools").json()["data"]}
+        assert tools["web_fetch"]["enabled"] is False
+        t.patch("/v1/tools/web_fetch", json={"enabled": True})
+    log = run(TOOLS_UI / "executions.py")
+    assert int(log.metric[0].value) >= 1
+    assert "list_dir" in list(log.dataframe[0].value["tool"])
