@@ -46,6 +46,37 @@ async def _bench(url: str) -> list[list[str]]:
             r = median_result(results)
             rows.append(
                 [
+                    "chat turn, no tool call",
+                    str(conc),
+                    str(r.requests),
+                    f"{r.rps:,.1f}",
+                    fmt_ms(r.pct(0.5)),
+                    fmt_ms(r.pct(0.99)),
+                    str(r.errors),
+                ]
+            )
+        # A full agent turn with one tool call: the model (scripted) lists the workspace
+        # through the tools slice, gets the result, answers. Each turn starts fresh.
+        agent_body = {
+            "model": "agent",
+            "messages": [{"role": "user", "content": "benchmark: one tool call, please"}],
+        }
+
+        async def agent_turn() -> object:
+            async with http.post(f"{url}/v1/chat/completions", json=agent_body) as r:
+                if r.status != 200:
+                    raise RuntimeError(await r.text())
+                return await r.read()
+
+        for conc in (1, 8):
+            results = [
+                await load("agent", agent_turn, concurrency=conc, total=TOTALS[conc], warmup=10)
+                for _ in range(ROUNDS)
+            ]
+            r = median_result(results)
+            rows.append(
+                [
+                    "agent turn, 1 tool call",
                     str(conc),
                     str(r.requests),
                     f"{r.rps:,.1f}",
@@ -70,9 +101,9 @@ def run() -> str:
     ):
         rows = asyncio.run(_bench(fleet.url("master_core")))
     return table(
-        f"(2) Chat turn via master_core -> agent_core -> session/providers -> simulator "
+        f"(2) Turns via master_core -> agent_core -> session/providers/tools -> simulator "
         f"(10 processes, 2 cores), median of {ROUNDS} rounds",
-        ["sessions", "turns", "turns/s", "p50 ms", "p99 ms", "errors"],
+        ["turn", "sessions", "turns", "turns/s", "p50 ms", "p99 ms", "errors"],
         rows,
     )
 
