@@ -22,6 +22,7 @@ from services.kit.config import Settings
 from services.kit.context import request_id_var
 from services.kit.database import SliceDatabase
 from services.kit.errors import Forbidden, NotFound, SliceError, Unprocessable
+from services.kit.group_commit import GroupCommitter
 from services.kit.metrics import LATENCY_BUCKETS
 from services.tools.builtins import BUILTINS, CallContext, ToolSpec
 from services.tools.models import Execution, ToolRecord
@@ -116,6 +117,8 @@ class ToolService:
         )
         self.metrics = ToolMetrics(registry)
         self.specs = {spec.name: spec for spec in BUILTINS}
+        # concurrent calls share a transaction (and an fsync) for their log rows
+        self.log_writer: GroupCommitter[Execution, int] = GroupCommitter(db, _write_executions)
         self.live: dict[str, _Live] = {}
 
     # -- registry ----------------------------------------------------------------------------
@@ -291,13 +294,13 @@ class ToolService:
             bytes_out=bytes_out,
         )
 
-        def write(session: Session) -> int:
-            session.add(row)
-            session.commit()
-            assert row.id is not None
-            return row.id
+        return await self.log_writer.submit(row)
 
-        return await self.db.run(write)
+
+def _write_executions(session: Session, rows: list[Execution]) -> list[int]:
+    session.add_all(rows)
+    session.commit()
+    return [row.id or 0 for row in rows]
 
 
 def list_executions(

@@ -36,6 +36,10 @@ class ToolsSlice(AtomicSlice):
             lambda: ToolService(ctx.settings, ctx.db, ctx.metrics.registry, **self._overrides)
         )
         await ctx.db.run(self.service.sync)
+        self.service.log_writer.start()
+
+    async def shutdown(self) -> None:
+        await self.service.log_writer.stop()
 
     async def status_details(self) -> dict[str, Any]:
         svc = self.service
