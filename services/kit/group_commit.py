@@ -47,13 +47,17 @@ class GroupCommitter(Generic[T, R]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def submit(self, item: T) -> R:
-        """Queue ``item`` (waiting while the queue is full); its result once committed."""
+    async def enqueue(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item`` (waiting while the queue is full); a future of its result."""
         if self._task is None or self._task.done():
             raise RuntimeError("the group committer is not running")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         await self.queue.put((item, future))
-        return await asyncio.shield(future)
+        return future
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item``; its result once committed."""
+        return await asyncio.shield(await self.enqueue(item))
 
     async def _run(self) -> None:
         while True:

@@ -17,9 +17,7 @@ be recovered from the log) and counted in ``ledger_write_failures_total``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -29,6 +27,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from services.kit.database import SliceDatabase
+from services.kit.group_commit import GroupCommitter
 from services.providers import budgets
 from services.providers.models import UsageRecord
 
@@ -40,7 +39,6 @@ LedgerMode = Literal["durable", "write_behind"]
 class _Entry:
     row: dict[str, Any]
     settle: tuple[budgets.Reservation, int] | None
-    done: asyncio.Future[None] | None = field(default=None)
 
 
 class LedgerWriter:
@@ -55,9 +53,9 @@ class LedgerWriter:
     ) -> None:
         self.db = db
         self.mode = mode
-        self.max_batch = max_batch
-        self.queue: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=max_queue)
-        self._task: asyncio.Task[None] | None = None
+        self.writer: GroupCommitter[_Entry, None] = GroupCommitter(
+            db, self._write, max_queue=max_queue, max_batch=max_batch
+        )
         self.failures = Counter(
             "ledger_write_failures_total",
             "Ledger rows that could not be written (logged in full instead)",
@@ -71,50 +69,38 @@ class LedgerWriter:
         )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self.writer.start()
 
     async def stop(self) -> None:
         """Write everything still queued, then stop."""
-        await self.queue.join()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.writer.stop()
 
     async def record(
         self, row: dict[str, Any], *, settle: tuple[budgets.Reservation, int] | None = None
     ) -> None:
-        """Queue one usage row (and the settlement of its budget hold)."""
+        """Queue one usage row (and the settlement of its budget hold); in durable mode,
+        return once it is committed. A full queue makes callers wait (backpressure)."""
         row.setdefault("created_at", datetime.now(UTC))
-        entry = _Entry(row, settle)
+        done = await self.writer.enqueue(_Entry(row, settle))
         if self.mode == "durable":
-            entry.done = asyncio.get_running_loop().create_future()
-        await self.queue.put(entry)  # waits when the queue is full
-        if entry.done is not None:
-            await entry.done
+            await done
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while len(batch) < self.max_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            error: BaseException | None = None
-            for _attempt in range(2):
-                try:
-                    await self.db.run(lambda s, b=batch: _write(s, b))  # type: ignore[misc]
-                    error = None
-                    break
-                except Exception as exc:
-                    error = exc
-            self.batch_size.observe(len(batch))
-            if error is not None:
-                self.failures.inc(len(batch))
-                log.error("ledger_write_failed", error=repr(error), rows=[e.row for e in batch])
-            for entry in batch:
-                # The call itself succeeded and was paid for: its answer still goes out.
-                if entry.done is not None and not entry.done.done():
-                    entry.done.set_result(None)
-                self.queue.task_done()
+    def _write(self, session: Session, batch: list[_Entry]) -> list[None]:
+        """One transaction for the batch, retried once; rows that still cannot be written
+        are logged in full (to be recovered from the log) and counted, and the calls they
+        describe still answer: they succeeded and were paid for."""
+        self.batch_size.observe(len(batch))
+        for attempt in range(2):
+            try:
+                _write(session, batch)
+                session.commit()
+                return [None] * len(batch)
+            except Exception as exc:
+                session.rollback()
+                if attempt == 1:
+                    self.failures.inc(len(batch))
+                    log.error("ledger_write_failed", error=repr(exc), rows=[e.row for e in batch])
+        return [None] * len(batch)
 
 
 def _write(session: Session, batch: list[_Entry]) -> None:
