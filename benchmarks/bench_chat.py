@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -16,10 +18,33 @@ ROUNDS = 3
 TOTALS = {1: 150, 8: 400}
 
 
+async def _measure(label: str, call: Callable[[], Awaitable[object]], conc: int) -> list[str]:
+    results = [
+        await load(label, call, concurrency=conc, total=TOTALS[conc], warmup=10)
+        for _ in range(ROUNDS)
+    ]
+    r = median_result(results)
+    return [
+        label,
+        str(conc),
+        str(r.requests),
+        f"{r.rps:,.1f}",
+        fmt_ms(r.pct(0.5)),
+        fmt_ms(r.pct(0.99)),
+        str(r.errors),
+    ]
+
+
 async def _bench(url: str) -> list[list[str]]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     rows = []
     async with aiohttp.ClientSession(headers=headers) as http:
+
+        async def post(path: str, body: dict[str, Any]) -> object:
+            async with http.post(f"{url}{path}", json=body) as r:
+                if r.status != 200:
+                    raise RuntimeError(await r.text())
+                return await r.read()
 
         async def new_session() -> str:
             async with http.post(f"{url}/v1/chat", json={"message": "start"}) as resp:
@@ -32,29 +57,9 @@ async def _bench(url: str) -> list[list[str]]:
             async def turn(queue: list[str] = queue) -> object:
                 sid = queue.pop(0)  # round-robin: each in-flight turn has its own session
                 queue.append(sid)
-                async with http.post(
-                    f"{url}/v1/chat", json={"session_id": sid, "message": "How are you?"}
-                ) as r:
-                    if r.status != 200:
-                        raise RuntimeError(await r.text())
-                    return await r.read()
+                return await post("/v1/chat", {"session_id": sid, "message": "How are you?"})
 
-            results = [
-                await load("chat", turn, concurrency=conc, total=TOTALS[conc], warmup=10)
-                for _ in range(ROUNDS)
-            ]
-            r = median_result(results)
-            rows.append(
-                [
-                    "chat turn, no tool call",
-                    str(conc),
-                    str(r.requests),
-                    f"{r.rps:,.1f}",
-                    fmt_ms(r.pct(0.5)),
-                    fmt_ms(r.pct(0.99)),
-                    str(r.errors),
-                ]
-            )
+            rows.append(await _measure("chat turn, no tool call", turn, conc))
         # A full agent turn with one tool call: the model (scripted) lists the workspace
         # through the tools slice, gets the result, answers. Each turn starts fresh.
         agent_body = {
@@ -63,28 +68,10 @@ async def _bench(url: str) -> list[list[str]]:
         }
 
         async def agent_turn() -> object:
-            async with http.post(f"{url}/v1/chat/completions", json=agent_body) as r:
-                if r.status != 200:
-                    raise RuntimeError(await r.text())
-                return await r.read()
+            return await post("/v1/chat/completions", agent_body)
 
         for conc in (1, 8):
-            results = [
-                await load("agent", agent_turn, concurrency=conc, total=TOTALS[conc], warmup=10)
-                for _ in range(ROUNDS)
-            ]
-            r = median_result(results)
-            rows.append(
-                [
-                    "agent turn, 1 tool call",
-                    str(conc),
-                    str(r.requests),
-                    f"{r.rps:,.1f}",
-                    fmt_ms(r.pct(0.5)),
-                    fmt_ms(r.pct(0.99)),
-                    str(r.errors),
-                ]
-            )
+            rows.append(await _measure("agent turn, 1 tool call", agent_turn, conc))
     return rows
 
 
