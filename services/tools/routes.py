@@ -36,9 +36,10 @@ ToolName = Annotated[str, Path(pattern=TOOL_NAME, description="Tool name")]
 
 @router.get("/tools")
 def read_tools(db: DbSessionDep, tools: ToolServiceDep) -> ToolsPublic:
-    """Every registered tool with its schema, permission class, limits and state."""
+    """Every registered tool with its schema, permission class, limits and state
+    (``data``), and the enabled ones as OpenAI-format definitions (``tools``)."""
     data = tools.list_tools(db)
-    return ToolsPublic(data=data, count=len(data))
+    return ToolsPublic(data=data, count=len(data), tools=tools.openai_tools())
 
 
 @router.get("/tools/openai")

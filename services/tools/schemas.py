@@ -24,18 +24,6 @@ class ToolPublic(BaseModel):
     updated_at: datetime
 
 
-class ToolsPublic(BaseModel):
-    data: list[ToolPublic]
-    count: int
-
-
-class ToolUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool | None = None
-    timeout_s: float | None = Field(None, gt=0, le=600)
-    output_cap_bytes: int | None = Field(None, gt=0, le=16 * 1024 * 1024)
-
-
 class OpenAIFunction(BaseModel):
     name: str
     description: str
@@ -45,6 +33,21 @@ class OpenAIFunction(BaseModel):
 class OpenAITool(BaseModel):
     type: str = "function"
     function: OpenAIFunction
+
+
+class ToolsPublic(BaseModel):
+    data: list[ToolPublic] = Field(description="The registry: every tool, enabled or not")
+    count: int
+    tools: list[OpenAITool] = Field(
+        description="The enabled tools as chat completions' tools list, for the agent"
+    )
+
+
+class ToolUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    timeout_s: float | None = Field(None, gt=0, le=600)
+    output_cap_bytes: int | None = Field(None, gt=0, le=16 * 1024 * 1024)
 
 
 class OpenAIToolsPublic(BaseModel):

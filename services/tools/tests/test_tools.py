@@ -26,6 +26,7 @@ def test_registry_and_openai_definitions(tools_env: ToolsEnv) -> None:
     perms = {t["name"]: t["permission"] for t in tools["data"]}
     assert perms["exec"] == "execute" and perms["web_fetch"] == "network"
     assert perms["read_file"] == "read" and perms["edit_file"] == "write"
+    assert {t["function"]["name"] for t in tools["tools"]} == names  # all enabled
     openai = tools_env.client.get("/v1/tools/openai").json()["tools"]
     read = next(t for t in openai if t["function"]["name"] == "read_file")
     assert read["type"] == "function"
