@@ -32,8 +32,13 @@ from services.kit.errors import (
     error_responses,
 )
 from services.kit.manifest import SLICE_NAMES
-from services.kit.query import MAX_SEQ
-from services.session.schemas import MessagesPublic
+from services.kit.query import MAX_OFFSET, MAX_SEQ
+from services.session.schemas import (
+    OWNER_HEADER,
+    MessagesPublic,
+    SearchResults,
+    SessionsPublic,
+)
 
 router = APIRouter(prefix="/v1", tags=["gateway"], responses=error_responses(Unauthorized))
 NO_BUFFER = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -140,16 +145,99 @@ async def create_agent_completion(
     )
 
 
-@router.get("/sessions/{session_id}/messages", responses=error_responses(NotFound))
+SessionPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+
+
+def _acting_for(principal: Principal) -> dict[str, str]:
+    """Whose sessions a request may touch: its own key's; an admin key's, every one."""
+    return {} if principal.admin else {OWNER_HEADER: principal.key_id}
+
+
+async def _session_call(
+    master: MasterDep,
+    principal: Principal,
+    method: str,
+    path: str,
+    params: list[tuple[str, str]] | None = None,
+) -> Response:
+    status, body, ctype = await master.sessions.forward(
+        method,
+        f"/v1/sessions{path}",
+        body=None,
+        params=params or [],
+        headers=_acting_for(principal),
+    )
+    return Response(body, status_code=status, media_type=ctype or None)
+
+
+@router.get("/sessions", response_model=SessionsPublic)
+async def read_sessions(
+    master: MasterDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Response:
+    """Your key's sessions, most recently active first (an admin key sees all)."""
+    params = [("limit", str(limit)), ("offset", str(offset))]
+    return await _session_call(master, principal, "GET", "", params)
+
+
+@router.get(
+    "/sessions/{session_id}/messages",
+    response_model=MessagesPublic,
+    responses=error_responses(NotFound),
+)
 async def read_session_messages(
     master: MasterDep,
-    _: PrincipalDep,
-    session_id: Annotated[str, Path(pattern=SESSION_ID_PATTERN)],
+    principal: PrincipalDep,
+    session_id: SessionPath,
     after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> MessagesPublic:
-    """A session's history, oldest first, page by page."""
-    return await master.sessions.list_messages(session_id, after_seq=after_seq, limit=limit)
+) -> Response:
+    """A session's history, oldest first, page by page. Another key's session is 404."""
+    params = [("after_seq", str(after_seq)), ("limit", str(limit))]
+    return await _session_call(master, principal, "GET", f"/{session_id}/messages", params)
+
+
+@router.get(
+    "/sessions/{session_id}/search",
+    response_model=SearchResults,
+    responses=error_responses(NotFound, BadRequest),
+)
+async def search_session(
+    master: MasterDep,
+    principal: PrincipalDep,
+    session_id: SessionPath,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """Full-text search in one of your sessions, best first, with snippets."""
+    params = [("q", q), ("limit", str(limit))]
+    return await _session_call(master, principal, "GET", f"/{session_id}/search", params)
+
+
+@router.get(
+    "/sessions/{session_id}/export",
+    responses={**error_responses(NotFound), 200: {"content": {"application/x-ndjson": {}}}},
+)
+async def export_session(
+    master: MasterDep, principal: PrincipalDep, session_id: SessionPath
+) -> Response:
+    """The session and all its messages as JSON Lines (a download)."""
+    response = await _session_call(master, principal, "GET", f"/{session_id}/export")
+    if response.status_code == 200:
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="session-{session_id}.jsonl"'
+        )
+    return response
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=error_responses(NotFound))
+async def delete_session(
+    master: MasterDep, principal: PrincipalDep, session_id: SessionPath
+) -> Response:
+    """Delete one of your sessions and every message of it, for good."""
+    return await _session_call(master, principal, "DELETE", f"/{session_id}")
 
 
 @router.get("/fleet/status")

@@ -77,16 +77,22 @@ async def run_turn(
     started = time.perf_counter()
     turn_id = uuid.uuid4().hex
     if data.session_id is None:
-        session_id = (await sessions.create_session(SessionCreate(title=data.message[:60]))).id
+        session_id = (
+            await sessions.create_session(
+                SessionCreate(title=data.message[:60]), owner=data.api_key_id
+            )
+        ).id
         history: list[dict[str, Any]] = []
     else:
         session_id = data.session_id
         if settings.max_history_messages:
-            stored = await sessions.history(session_id, tail=settings.max_history_messages)
+            stored = await sessions.history(
+                session_id, tail=settings.max_history_messages, owner=data.api_key_id
+            )
             history = [to_openai(m) for m in stored.data]
         else:
             history = []
-            await sessions.get_session(session_id)
+            await sessions.get_session(session_id, owner=data.api_key_id)
     if data.messages is not None:
         history = [m.model_dump(exclude_none=True) for m in data.messages]
     context = build_context(
@@ -132,7 +138,10 @@ async def run_turn(
     # The exchange goes to the session and the turn to our own table at the same time:
     # two databases, two fsyncs, no reason to wait for one before starting the other.
     appended, latency = await asyncio.gather(
-        sessions.append(session_id, exchange),
+        # keyed by the turn: a retried append cannot store the exchange twice
+        sessions.append(
+            session_id, exchange, owner=data.api_key_id, idempotency_key=f"turn-{turn_id}"
+        ),
         db.run(
             lambda s: _record(
                 s,

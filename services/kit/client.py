@@ -192,6 +192,7 @@ class SliceClient:
         body: bytes | None,
         params: list[tuple[str, str]],
         timeout_s: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, str]:
         """Pass a request through unchanged; return status, body and content type.
 
@@ -202,16 +203,16 @@ class SliceClient:
             budget = min(budget, left)
         if budget <= 0:
             raise DeadlineExceeded(f"deadline exceeded calling {self.service} {method} {path}")
-        headers = self._headers(budget)
+        sent = {**self._headers(budget), **(headers or {})}
         if body:
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
         try:
             async with self.pool.session.request(
                 method,
                 self.base_url + path,
                 data=body or None,
                 params=params,
-                headers=headers,
+                headers=sent,
                 timeout=aiohttp.ClientTimeout(total=budget),
             ) as resp:
                 return resp.status, await resp.read(), resp.content_type

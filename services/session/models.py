@@ -16,6 +16,7 @@ class SessionBase(SQLModel, registry=registry()):
 
 class ChatSession(SessionBase, table=True):
     __tablename__ = "sessions"
+    __table_args__ = (Index("uq_sessions_channel_external", "channel", "external_id", unique=True),)
 
     id: str = Field(primary_key=True, max_length=64)
     title: str | None = Field(default=None, max_length=200)
@@ -24,6 +25,11 @@ class ChatSession(SessionBase, table=True):
     last_active_at: datetime = Field(index=True)
     message_count: int = Field(default=0)
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    owner: str | None = Field(default=None, max_length=64, index=True, description="API key id")
+    external_id: str | None = Field(
+        default=None, max_length=128, description="The channel's user or chat id"
+    )
+    archived_count: int = Field(default=0, description="Messages archived by retention")
 
 
 class Message(SessionBase, table=True):
@@ -41,4 +47,17 @@ class Message(SessionBase, table=True):
     name: str | None = Field(default=None, max_length=64)
     tool_call_id: str | None = Field(default=None, max_length=128)
     tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime
+    archived: bool = Field(default=False, description="Kept, but out of the live history")
+
+
+class AppendKey(SessionBase, table=True):
+    """An idempotency key of an append: a retry with it returns what the first stored."""
+
+    __tablename__ = "append_keys"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=128)
+    first_seq: int
+    count: int
     created_at: datetime

@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field, model_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+OWNER_HEADER = "X-Owner"  # the API key id a request acts for; absent: the fleet itself
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+CHANNEL_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 MAX_APPEND = 100
 
 
@@ -19,17 +22,36 @@ class SessionCreate(BaseModel):
         description="Choose the id; a random one is made if omitted",
     )
     title: str | None = Field(None, max_length=200)
-    channel: str = Field("rest", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Where it lives")
+    channel: str = Field("rest", pattern=CHANNEL_PATTERN, description="Where it lives")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form, small")
+
+
+class SessionResolve(BaseModel):
+    """The session of a channel's user or chat: found, or created on first contact."""
+
+    channel: str = Field(pattern=CHANNEL_PATTERN, description="e.g. telegram, discord")
+    external_id: str = Field(min_length=1, max_length=128, description="The channel's chat id")
+    title: str | None = Field(None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionTrimmed(BaseModel):
+    session_id: str
+    archived: int = Field(description="Messages archived by this trim")
+    archived_total: int
+    live: int = Field(description="Messages left in the live history")
 
 
 class SessionPublic(BaseModel):
     id: str
     title: str | None
     channel: str
+    external_id: str | None = None
+    owner: str | None = Field(None, description="The API key id that owns it")
     created_at: datetime
     last_active_at: datetime
     message_count: int
+    archived_count: int = 0
     metadata: dict[str, Any]
 
 
@@ -80,8 +102,20 @@ class MessagePublic(BaseModel):
     tool_call_id: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     created_at: datetime
+    archived: bool = False
 
 
 class MessagesPublic(BaseModel):
     data: list[MessagePublic]
     count: int = Field(description="Messages in the session in total")
+
+
+class SearchHit(BaseModel):
+    message: MessagePublic
+    score: float = Field(description="Relevance (BM25 on SQLite; higher is better)")
+    snippet: str
+
+
+class SearchResults(BaseModel):
+    query: str
+    data: list[SearchHit]

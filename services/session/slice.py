@@ -2,19 +2,69 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
+import structlog
 from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
-from services.kit.slice_base import AtomicSlice
+from services.kit.slice_base import AtomicSlice, SliceContext
+from services.session import service
 from services.session.models import ChatSession, Message, SessionBase
 from services.session.routes import router
+
+log = structlog.get_logger("session")
 
 
 class SessionSlice(AtomicSlice):
     name = "session"
+    _retention: asyncio.Task[None] | None = None
+
+    async def startup(self, ctx: SliceContext) -> None:
+        await super().startup(ctx)
+        s = ctx.settings.session
+        policies = s.retain_max_messages or s.retain_max_age_days or s.retain_max_tokens
+        if policies and s.retention_every_s:
+            self._retention = asyncio.create_task(self._retain_forever(s.retention_every_s))
+
+    async def shutdown(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+
+    async def _retain_forever(self, every_s: float) -> None:
+        while True:
+            try:
+                archived = await self.apply_retention()
+                if archived:
+                    log.info("retention_archived", messages=archived)
+            except Exception:
+                log.exception("retention_failed")
+            await asyncio.sleep(every_s)
+
+    async def apply_retention(self) -> int:
+        """Trim every session with live messages by the configured policies."""
+        ctx = self.context
+        s = ctx.settings.session
+        ids = await ctx.db.run(service.sessions_needing_retention, write=False)
+        archived = 0
+        for sid in ids:
+            trimmed = await ctx.db.run(
+                lambda db, sid=sid: service.trim_session(  # type: ignore[misc]
+                    session=db,
+                    session_id=sid,
+                    owner=None,
+                    max_messages=s.retain_max_messages,
+                    max_age_days=s.retain_max_age_days,
+                    max_tokens=s.retain_max_tokens,
+                )
+            )
+            archived += trimmed.archived
+        return archived
 
     def routers(self) -> list[APIRouter]:
         return [router]

@@ -19,7 +19,7 @@ def test_sqlite_pragmas_and_migrations(tmp_path: Path) -> None:
         with db.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         assert (tmp_path / "data" / "slice_session.db").exists()
         # running the migrations again is a no-op
         db.migrate()
