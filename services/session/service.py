@@ -239,18 +239,22 @@ def list_messages(
 
 
 def _archive_through(session: Session, session_id: str, last_seq: int) -> int:
-    """Archive the live messages up to ``last_seq`` (a prefix: history stays contiguous).
-    The cut never leaves a tool result without the call it answers: it moves back to the
-    message before the first user message after it."""
+    """Archive the live messages up to about ``last_seq`` (a prefix: the history stays
+    contiguous). The live history must start at a user message, so no tool result is ever
+    kept without the call it answers: the cut moves back to just before the user message
+    that begins the exchange ``last_seq`` is part of."""
     if last_seq <= 0:
         return 0
-    next_user = session.exec(
-        select(func.min(Message.seq)).where(
-            Message.session_id == session_id, Message.seq > last_seq, Message.role == "user"
+    first_live = session.exec(
+        select(func.max(Message.seq)).where(
+            Message.session_id == session_id, Message.seq <= last_seq + 1, Message.role == "user"
         )
     ).one()
-    if next_user is not None:
-        last_seq = next_user - 1
+    if first_live is None:
+        return 0
+    last_seq = first_live - 1
+    if last_seq <= 0:
+        return 0
     archived = _rowcount(
         session.execute(
             update(Message)
