@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import openai
 import pytest
 
@@ -87,3 +88,33 @@ def test_bad_agent_requests_are_4xx(agent: openai.OpenAI) -> None:
         )
     with pytest.raises(openai.UnprocessableEntityError):
         agent.chat.completions.create(model="agent", messages=[])
+
+
+def test_sessions_are_isolated_between_api_keys(fleet: RunningFleet) -> None:
+    with fleet.master as admin:
+        keys = [admin.post("/v1/keys", json={"name": f"tenant-{n}"}).json()["key"] for n in "ab"]
+    a, b = ({"Authorization": f"Bearer {k}"} for k in keys)
+    base = fleet.url("master_core")
+
+    turn = httpx.post(f"{base}/v1/chat", json={"message": "my secret"}, headers=a, timeout=30)
+    assert turn.status_code == 200, turn.text
+    sid = turn.json()["session_id"]
+    for method, path in [
+        ("GET", f"/v1/sessions/{sid}/messages"),
+        ("GET", f"/v1/sessions/{sid}/search?q=secret"),
+        ("GET", f"/v1/sessions/{sid}/export"),
+        ("DELETE", f"/v1/sessions/{sid}"),
+    ]:
+        r = httpx.request(method, base + path, headers=b, timeout=30)
+        assert r.status_code == 404 and "my secret" not in r.text, (method, path)
+    other = httpx.post(
+        f"{base}/v1/chat", json={"message": "hi", "session_id": sid}, headers=b, timeout=30
+    )
+    assert other.status_code == 404
+    assert httpx.get(f"{base}/v1/sessions", headers=b).json()["count"] == 0
+    mine = httpx.get(f"{base}/v1/sessions/{sid}/messages", headers=a).json()["data"]
+    assert mine[0]["content"] == "my secret"
+    export = httpx.get(f"{base}/v1/sessions/{sid}/export", headers=a)
+    assert export.status_code == 200 and len(export.text.splitlines()) == 3
+    assert httpx.delete(f"{base}/v1/sessions/{sid}", headers=a).status_code == 204
+    assert httpx.get(f"{base}/v1/sessions/{sid}/messages", headers=a).status_code == 404
