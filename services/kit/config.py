@@ -73,6 +73,12 @@ class AgentCoreSettings(ServiceSettings):
     meta_reasoning: bool = Field(
         False, description="Plan multi-step requests and review each draft answer once"
     )
+    memory_enabled: bool = Field(
+        True, description="Recall relevant memories each turn and offer remember/recall"
+    )
+    memory_token_budget: int = Field(
+        800, ge=0, description="Memories placed in a turn's context, in estimated tokens"
+    )
     max_reflections: int = Field(1, ge=0, le=5, description="Extra rounds a review may ask for")
 
 
@@ -161,6 +167,27 @@ class SessionSettings(ServiceSettings):
     max_search_results: int = Field(50, gt=0, description="Most hits a search returns")
 
 
+class MemorySettings(ServiceSettings):
+    max_text_chars: int = Field(4_000, gt=0, description="Longest memory text")
+    max_tags: int = Field(20, gt=0, description="Most tags on one memory")
+    max_search_results: int = Field(50, gt=0, description="Most hits one search returns")
+    consolidate_every_s: float = Field(
+        3_600, ge=0, description="Consolidate every session's new history this often (0: never)"
+    )
+    consolidate_min_age_s: float = Field(
+        300, ge=0, description="Only messages at least this old are consolidated"
+    )
+    consolidate_max_messages: int = Field(
+        200, gt=0, description="Messages one consolidation run reads at most"
+    )
+    consolidation_model: str | None = Field(
+        None, max_length=200, description="Model that extracts memories (default: the agent's)"
+    )
+    duplicate_similarity: float = Field(
+        0.8, gt=0, le=1, description="Word overlap (Jaccard) above which memories merge"
+    )
+
+
 class MasterCoreSettings(ServiceSettings):
     admin_api_key: SecretStr | None = Field(
         None, description="First admin API key; stored hashed at start-up"
@@ -233,7 +260,7 @@ class Settings(BaseSettings):
     master_core: MasterCoreSettings = Field(default_factory=MasterCoreSettings)
     agent_core: AgentCoreSettings = Field(default_factory=AgentCoreSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
-    memory: ServiceSettings = Field(default_factory=ServiceSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     communication: ServiceSettings = Field(default_factory=ServiceSettings)
     session: SessionSettings = Field(default_factory=SessionSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,3 +83,38 @@ async def fake_upstream(
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+def start_service(
+    name: str, data_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m services.NAME`` as a real process on ``port``, data in ``data_dir``;
+    returns once it answers /health, i.e. started with its database migrated (for crash
+    tests: kill it with SIGKILL, start it again)."""
+    env = {
+        **os.environ,
+        "REFACTORBOT_DATA_DIR": str(data_dir),
+        "REFACTORBOT_LOG_DIR": str(data_dir),
+        "REFACTORBOT_INTERNAL_TOKEN": TEST_TOKEN,
+        f"REFACTORBOT_{name.upper()}__PORT": str(port),
+        "REFACTORBOT_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    proc = subprocess.Popen(  # noqa: S603 - our own module, a fixed name
+        [sys.executable, "-m", f"services.{name}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} on start")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{name} did not become ready")

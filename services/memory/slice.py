@@ -1,12 +1,96 @@
-"""The memory slice: standard endpoints only, no domain routes yet (issue #5 builds it)."""
+"""The memory slice: memories with scoped full-text search, and consolidation of
+conversation history into memories (on demand and on a schedule)."""
 
 from __future__ import annotations
 
-from services.kit.slice_base import AtomicSlice
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from fastapi import APIRouter
+from sqlalchemy import MetaData, func
+from sqlmodel import Session, select
+
+from services.kit.manifest import load_manifest
+from services.kit.slice_base import AtomicSlice, SliceContext
+from services.memory.deps import MemoryDeps
+from services.memory.models import ConsolidationRun, Memory, MemoryBase
+from services.memory.routes import router
+from services.memory.service import Consolidator
+from services.providers.client import ProvidersClient
+from services.session.client import SessionClient
+
+log = structlog.get_logger("memory")
 
 
 class MemorySlice(AtomicSlice):
     name = "memory"
+    _schedule: asyncio.Task[None] | None = None
+
+    def routers(self) -> list[APIRouter]:
+        return [router]
+
+    def metadata(self) -> MetaData:
+        return MemoryBase.metadata
+
+    async def startup(self, ctx: SliceContext) -> None:
+        await super().startup(ctx)
+        s = ctx.settings
+        self.deps = MemoryDeps(
+            consolidator=Consolidator(
+                db=ctx.db,
+                sessions=SessionClient(ctx.pool, s.session.base_url),
+                providers=ProvidersClient(
+                    ctx.pool,
+                    s.providers.base_url,
+                    timeout_s=load_manifest("providers").quotas.request_timeout_s,
+                ),
+                settings=s.memory,
+                model=s.memory.consolidation_model or s.agent_core.model,
+            )
+        )
+        if s.memory.consolidate_every_s:
+            self._schedule = asyncio.create_task(self._consolidate_forever())
+
+    async def shutdown(self) -> None:
+        if self._schedule is not None:
+            self._schedule.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._schedule
+
+    async def _consolidate_forever(self) -> None:
+        every = self.context.settings.memory.consolidate_every_s
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.consolidate_all()
+            except Exception:
+                log.exception("scheduled_consolidation_failed")
+
+    async def consolidate_all(self) -> int:
+        """One pass over the most recently active sessions; runs that found something."""
+        consolidator = self.deps.consolidator
+        sessions = await consolidator.sessions.request("GET", "/v1/sessions", params={"limit": 200})
+        done = 0
+        for item in sessions["data"]:
+            run = await consolidator.run(item["id"])
+            done += run.status != "nothing_new"
+        return done
+
+    async def status_details(self) -> dict[str, Any]:
+        def counts(s: Session) -> dict[str, Any]:
+            return {
+                "memories": s.exec(select(func.count()).select_from(Memory)).one(),
+                "consolidation_runs": s.exec(
+                    select(func.count()).select_from(ConsolidationRun)
+                ).one(),
+                "search": "sqlite fts5 (bm25)"
+                if s.get_bind().dialect.name == "sqlite"
+                else "word match (no FTS5)",
+            }
+
+        return await self.context.db.run(counts, write=False)
 
 
 def create_slice() -> MemorySlice:

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,13 @@ import httpx
 import pytest
 
 from services.kit.app import create_app
-from services.kit.testing import TEST_TOKEN, free_port, serve_app, settings_for_tests
+from services.kit.testing import (
+    TEST_TOKEN,
+    free_port,
+    serve_app,
+    settings_for_tests,
+    start_service,
+)
 from services.session.slice import create_slice
 
 ALICE = {"X-Owner": "key-alice"}
@@ -219,29 +224,7 @@ def test_trim_by_tokens_keeps_tool_calls_with_their_results(tmp_path: Path) -> N
 
 
 def _start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "REFACTORBOT_DATA_DIR": str(data_dir),
-        "REFACTORBOT_LOG_DIR": str(data_dir),
-        "REFACTORBOT_INTERNAL_TOKEN": TEST_TOKEN,
-        "REFACTORBOT_SESSION__PORT": str(port),
-        "REFACTORBOT_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.session"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("session slice did not start")
+    return start_service("session", data_dir, port)
 
 
 @pytest.mark.slow
