@@ -16,7 +16,9 @@ What it reproduces:
   error chunk, a dropped connection (see :mod:`openrouter_gateway.scenario`).
 
 It is deterministic: the same request gets the same id and text. Without a scenario it
-echoes the last user message. Token counts are an estimate, not a real tokenizer:
+echoes the last user message; in JSON mode (``response_format``) it answers with JSON
+(for RefactorBot's memory consolidation prompt: the user's first-person statements).
+Token counts are an estimate, not a real tokenizer:
 ceil(characters / 4) per message plus 4 tokens of overhead each.
 
 Run it with ``python -m openrouter_gateway.simulator`` (host, port and scenario folder from
@@ -170,8 +172,38 @@ def _validate(body: Any, models: dict[str, Any]) -> tuple[str, JSONResponse | No
     return model or DEFAULT_MODEL, None
 
 
+FIRST_PERSON = re.compile(r"\b(i|i'm|i am|my|we|we've|we decided|our)\b", re.IGNORECASE)
+
+
+def _json_answer(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """JSON mode without a scenario. Asked for ``memories`` (RefactorBot's consolidation),
+    it lists the user's first-person statements, so memory works offline; otherwise it
+    echoes the last user message as ``{"reply": ...}``."""
+    system = " ".join(_content_text(m.get("content")) for m in messages if m["role"] == "system")
+    last_user = next(
+        (_content_text(m.get("content")) for m in reversed(messages) if m["role"] == "user"), ""
+    )
+    if '"memories"' not in system:
+        return {"reply": last_user[:500]}
+    found: list[dict[str, Any]] = []
+    for line in last_user.splitlines():
+        role, _, said = line.partition(": ")
+        if role.strip().lower() != "user":
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+", said):
+            sentence = sentence.strip()
+            if 12 <= len(sentence) <= 300 and FIRST_PERSON.search(sentence):
+                found.append({"text": sentence, "kind": "fact", "importance": 0.5, "tags": []})
+    return {"memories": found[:20]}
+
+
 def _answer(
-    model: str, messages: list[dict[str, Any]], turn: Turn | None, digest: str, offers_tools: bool
+    model: str,
+    messages: list[dict[str, Any]],
+    turn: Turn | None,
+    digest: str,
+    offers_tools: bool,
+    json_mode: bool = False,
 ) -> tuple[str | None, list[dict[str, Any]], str]:
     """Text, tool calls and finish reason of the answer."""
     if turn is not None and turn.tool_calls and offers_tools:
@@ -189,6 +221,8 @@ def _answer(
     if turn is not None and turn.tool_calls:
         names = ", ".join(s.name for s in turn.tool_calls)
         return f"[simulated {model}] I would call {names}, but no tools were offered.", [], "stop"
+    if json_mode:
+        return json.dumps(_json_answer(messages)), [], "stop"
     last = messages[-1]
     if last.get("role") == "tool":
         said = f"The tool answered: {_content_text(last.get('content'))[:200]}"
@@ -313,7 +347,14 @@ def create_simulator_app(
                 provider_name="Simulator",
             )
 
-        text, calls, finish = _answer(model, messages, turn, digest, bool(body.get("tools")))
+        response_format = body.get("response_format")
+        json_mode = isinstance(response_format, dict) and response_format.get("type") in (
+            "json_object",
+            "json_schema",
+        )
+        text, calls, finish = _answer(
+            model, messages, turn, digest, bool(body.get("tools")), json_mode
+        )
         max_tokens = body.get("max_tokens")
         truncate = max_tokens is not None and not calls and text is not None
         if truncate and estimate_tokens(text or "") > max_tokens:
