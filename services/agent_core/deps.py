@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.kit.metrics import LATENCY_BUCKETS
 from services.kit.slice_base import SliceContext
+from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
 from services.tools.client import ToolsClient
@@ -21,6 +22,7 @@ class AgentDeps:
     sessions: SessionClient
     providers: ProvidersClient
     tools: ToolsClient
+    memory: MemoryClient
     metrics: TurnMetrics
 
 

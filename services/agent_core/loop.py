@@ -28,13 +28,16 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import structlog
+from jsonschema import Draft202012Validator
 
 from openrouter_gateway import assess
 from services.kit.config import AgentCoreSettings
 from services.kit.errors import SliceError, UpstreamError
+from services.memory.client import MemoryClient
+from services.memory.schemas import MemoryCreate
 from services.providers.client import ProvidersClient
 from services.tools.client import ToolsClient
 from services.tools.schemas import ToolCallRequest
@@ -52,6 +55,51 @@ REVIEW_PROMPT = (
     "request: does it answer every part, correctly, using what the tools returned? Reply "
     "with exactly OK if it does, or with REVISE: followed by what is missing or wrong."
 )
+
+
+MEMORY_TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "remember",
+            "description": "Store something worth knowing in later conversations: a fact about "
+            "the user, a preference, a decision. One short, self-contained sentence.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+                    "importance": {"type": "number", "minimum": 0, "maximum": 1},
+                    "tags": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,40}$"},
+                        "maxItems": 10,
+                    },
+                },
+                "required": ["text"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "recall",
+            "description": "Search what you remember about the user and this conversation.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 20},
+                },
+                "required": ["query"],
+                "additionalProperties": False,
+            },
+        },
+    },
+]
+_MEMORY_VALIDATORS = {
+    t["function"]["name"]: Draft202012Validator(t["function"]["parameters"]) for t in MEMORY_TOOLS
+}
 
 
 def estimate_tokens(message: dict[str, Any]) -> int:
@@ -122,6 +170,7 @@ class AgentLoop:
     api_key_id: str | None
     emit: Emit | None = None
     stream_text: bool = False
+    memory: MemoryClient | None = None
     started: float = field(default_factory=time.perf_counter)
     steps: list[Step] = field(default_factory=list)
     prompt_tokens: int = 0
@@ -270,7 +319,7 @@ class AgentLoop:
         await self._emit("tool.started", {"name": name, "call_id": call_id, "arguments": raw_args})
         outcome, content = "ok", ""
         try:
-            if name not in offered or self.tools is None:
+            if name not in offered:
                 raise _ToolRefused("unknown_tool", f"there is no tool named {name!r}")
             try:
                 arguments = json.loads(raw_args) if raw_args.strip() else {}
@@ -279,21 +328,24 @@ class AgentLoop:
             if not isinstance(arguments, dict):
                 raise _ToolRefused("invalid_arguments", "arguments must be a JSON object")
             async with asyncio.timeout(max(0.001, self._left_s())):
-                done = await self.tools.call(
-                    name,
-                    ToolCallRequest(
-                        arguments=arguments,
-                        workspace=self.settings.workspace,
-                        session_id=self.session_id,
-                        turn_id=self.turn_id,
-                    ),
-                )
-            content = json.dumps(done.result, ensure_ascii=False)
+                if name in _MEMORY_VALIDATORS:
+                    result = await self._memory_tool(name, arguments)
+                else:
+                    assert self.tools is not None
+                    done = await self.tools.call(
+                        name,
+                        ToolCallRequest(
+                            arguments=arguments,
+                            workspace=self.settings.workspace,
+                            session_id=self.session_id,
+                            turn_id=self.turn_id,
+                        ),
+                    )
+                    result = done.result
+            content = json.dumps(result, ensure_ascii=False)
         except _ToolRefused as exc:
-            outcome, content = (
-                exc.code,
-                json.dumps({"error": {"code": exc.code, "message": exc.msg}}),
-            )
+            outcome = exc.code
+            content = json.dumps({"error": {"code": exc.code, "message": exc.msg}})
         except SliceError as exc:
             # Refusals and failures go back to the model, which may correct itself.
             outcome = exc.code
@@ -324,6 +376,77 @@ class AgentLoop:
         )
         return {"role": "tool", "tool_call_id": call_id, "content": content}
 
+    # -- memory --------------------------------------------------------------------------
+
+    async def _memory_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """remember / recall, answered by the memory slice for this user (or session)."""
+        problems = sorted(_MEMORY_VALIDATORS[name].iter_errors(arguments), key=lambda e: e.path)
+        if problems:
+            first = problems[0]
+            where = "arguments" + "".join(f".{p}" for p in first.absolute_path)
+            raise _ToolRefused(
+                "invalid_arguments", f"{where}: {first.message} (rule: {first.validator})"
+            )
+        assert self.memory is not None
+        if name == "remember":
+            scope, subject = self._memory_scope()
+            made = await self.memory.remember(
+                MemoryCreate(
+                    scope=scope,
+                    subject=subject,
+                    text=arguments["text"],
+                    importance=arguments.get("importance", 0.6),
+                    tags=arguments.get("tags", []),
+                    source_session=self.session_id,
+                ),
+                owner=self.api_key_id,
+            )
+            return {"remembered": made.text, "id": made.id, "mentions": made.mentions}
+        found = await self.memory.search(
+            arguments["query"],
+            owner=self.api_key_id,
+            user=self.api_key_id,
+            session_id=self.session_id,
+            limit=arguments.get("limit", 5),
+        )
+        return {"memories": [{"text": h.memory.text, "score": h.score} for h in found.data]}
+
+    def _memory_scope(self) -> tuple[Literal["user", "session"], str]:
+        """A user's memories when the turn has a key (its user), else the session's."""
+        return ("user", self.api_key_id) if self.api_key_id else ("session", self.session_id)
+
+    async def _recall_for(self, user_message: str) -> str | None:
+        """Relevant memories for this turn, within the memory token budget."""
+        budget = self.settings.memory_token_budget
+        if self.memory is None or not budget:
+            return None
+        began = self._ms()
+        try:
+            found = await self.memory.search(
+                user_message,
+                owner=self.api_key_id,
+                user=self.api_key_id,
+                session_id=self.session_id,
+                limit=10,
+            )
+        except SliceError as exc:
+            # Without the memory slice the agent still answers; the trace says so.
+            self._step("memory", "recall", began, outcome=exc.code, error=exc.message)
+            return None
+        lines, used = [], 0
+        for hit in found.data:
+            cost = math.ceil(len(hit.memory.text) / 4) + 2
+            if used + cost > budget:
+                break
+            lines.append(f"- {hit.memory.text}")
+            used += cost
+        self._step(
+            "memory", "recall", began, found=len(found.data), used=len(lines), tokens_est=used
+        )
+        if not lines:
+            return None
+        return "What you remember that may be relevant:\n" + "\n".join(lines)
+
     # -- the turn ----------------------------------------------------------------------
 
     async def run(self, context: list[dict[str, Any]], user_message: str) -> LoopResult:
@@ -338,6 +461,11 @@ class AgentLoop:
             except SliceError as exc:
                 # Without the tools slice the agent still answers, and says so in the trace.
                 self._step("tools", None, began, outcome=exc.code, error=exc.message)
+        if s.memory_enabled and self.memory is not None:
+            tool_defs = [*tool_defs, *MEMORY_TOOLS]
+            recalled = await self._recall_for(user_message)
+            if recalled:
+                messages.insert(len(messages) - 1, {"role": "system", "content": recalled})
         offered = {t["function"]["name"] for t in tool_defs}
         stop_reason, reply, reflections, tool_calls = "final_answer", "", 0, 0
         try:

@@ -45,6 +45,7 @@ async def _run(body: TurnCreate, deps: AgentDeps, emit: Emit | None) -> TurnPubl
             tools=deps.tools,
             db=deps.ctx.db,
             emit=emit,
+            memory=deps.memory,
         )
     except SliceError as exc:
         deps.metrics.turns.labels(exc.code).inc()

@@ -25,6 +25,7 @@ from services.agent_core.schemas import (
 from services.kit.config import AgentCoreSettings
 from services.kit.database import SliceDatabase
 from services.kit.errors import NotFound, PayloadTooLarge, SliceError
+from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
 from services.session.schemas import MessageCreate, MessagePublic, SessionCreate
@@ -69,6 +70,7 @@ async def run_turn(
     tools: ToolsClient | None,
     db: SliceDatabase,
     emit: Emit | None = None,
+    memory: MemoryClient | None = None,
 ) -> TurnPublic:
     """Run one turn end to end: the agent loop, then the exchange stored in the session
     (user message, tool calls and results, reply) and the turn and its trace recorded."""
@@ -112,6 +114,7 @@ async def run_turn(
         api_key_id=data.api_key_id,
         emit=emit,
         stream_text=data.stream,
+        memory=memory if settings.memory_enabled else None,
     )
     try:
         result = await loop.run(context, data.message)

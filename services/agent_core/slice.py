@@ -13,6 +13,7 @@ from services.agent_core.models import AgentBase, Turn
 from services.agent_core.routes import router
 from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
+from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
 from services.tools.client import ToolsClient
@@ -39,6 +40,7 @@ class AgentCoreSlice(AtomicSlice):
                 timeout_s=load_manifest("providers").quotas.request_timeout_s,
             ),
             tools=ToolsClient(ctx.pool, ctx.settings.tools.base_url),
+            memory=MemoryClient(ctx.pool, ctx.settings.memory.base_url),
             metrics=TurnMetrics(ctx.metrics.registry),
         )
 

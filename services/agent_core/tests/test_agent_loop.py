@@ -59,10 +59,10 @@ def test_multi_step_task_reads_edits_and_runs(tmp_path: Path) -> None:
         assert (t.workspace / "notes.txt").read_text() == "this is the final\n"
         steps = trace(t, done["turn_id"])
         assert [s["kind"] for s in steps] == [
-            "llm", "tool", "llm", "tool", "llm", "tool", "llm", "stop"
+            "memory", "llm", "tool", "llm", "tool", "llm", "tool", "llm", "stop"
         ]  # fmt: skip
         assert tool_steps(steps) == [("read_file", "ok"), ("edit_file", "ok"), ("exec", "ok")]
-        wc = json.loads(steps[5]["detail"]["result"])
+        wc = json.loads(steps[6]["detail"]["result"])
         assert wc["stdout"].split()[0] == "4"
         assert all(s["duration_ms"] >= 0 for s in steps)
         # the whole exchange is in the session, tool calls and results included
@@ -177,7 +177,7 @@ def test_meta_reasoning_plans_and_reviews(tmp_path: Path) -> None:
     with stack:
         done = turn(t, "First list the files, then read each one, and finally summarise them.")
         kinds = [s["kind"] for s in trace(t, done["turn_id"])]
-        assert kinds[0] == "plan" and "reflection" in kinds and kinds[-1] == "stop"
+        assert kinds[:2] == ["memory", "plan"] and "reflection" in kinds and kinds[-1] == "stop"
         simple = turn(t, "hi")
         assert "plan" not in [s["kind"] for s in trace(t, simple["turn_id"])]
 
@@ -229,3 +229,28 @@ def test_turn_without_the_tools_slice_still_answers(tmp_path: Path) -> None:
     with stack:
         done = turn(t, "hello")
         assert done["stop_reason"] == "final_answer" and done["tool_calls"] == 0
+
+
+def test_the_agent_remembers_and_recalls_across_sessions(tmp_path: Path) -> None:
+    sim = scripted(
+        calls(("remember", {"text": "The user's favourite editor is Helix", "tags": ["tools"]})),
+        Turn(content="I will remember that."),
+    )
+    stack, t = start_trio(tmp_path, sim)
+    with stack:
+        owner = {"api_key_id": "key-ada"}
+        first = turn(t, "Remember that my favourite editor is Helix", **owner)
+        steps = trace(t, first["turn_id"])
+        assert ("remember", "ok") in tool_steps(steps)
+        stored = httpx.get(f"{t.memory}/v1/memories", headers={**H, "X-Owner": "key-ada"}).json()[
+            "data"
+        ]
+        assert [m["text"] for m in stored] == ["The user's favourite editor is Helix"]
+        assert stored[0]["scope"] == "user" and stored[0]["subject"] == "key-ada"
+        # a new session of the same key: the memory comes back into the context
+        later = turn(t, "Which editor should I open?", **owner)
+        recall = trace(t, later["turn_id"])[0]
+        assert recall["kind"] == "memory" and recall["detail"]["used"] == 1
+        # another key's turn does not see it
+        other = turn(t, "Which editor should I open?", api_key_id="key-bob")
+        assert trace(t, other["turn_id"])[0]["detail"]["used"] == 0

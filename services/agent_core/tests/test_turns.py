@@ -17,6 +17,7 @@ from services.agent_core.service import build_context, to_openai
 from services.agent_core.slice import create_slice as agent_slice
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, free_port, serve_app, settings_for_tests
+from services.memory.slice import create_slice as memory_slice
 from services.providers.slice import create_slice as providers_slice
 from services.session.schemas import MessagePublic
 from services.session.slice import create_slice as session_slice
@@ -32,6 +33,7 @@ class Trio:
     providers: str
     tools: str
     workspace: Path
+    memory: str
 
 
 def start_trio(
@@ -41,7 +43,9 @@ def start_trio(
     **agent_settings: object,
 ) -> tuple[ExitStack, Trio]:
     """agent_core with the slices it calls (session, providers, tools) and the simulator."""
-    ports = {n: free_port() for n in ("agent_core", "session", "providers", "tools", "sim")}
+    ports = {
+        n: free_port() for n in ("agent_core", "session", "providers", "tools", "memory", "sim")
+    }
     workspace = tmp_path / "workspace"
     settings = settings_for_tests(
         tmp_path,
@@ -49,6 +53,7 @@ def start_trio(
         agent_core={"port": ports["agent_core"], **agent_settings},
         session={"port": ports["session"]},
         providers={"port": ports["providers"]},
+        memory={"port": ports["memory"], "consolidate_every_s": 0},
         tools={
             "port": ports["tools"],
             "workspaces": {"default": str(workspace)},
@@ -64,11 +69,17 @@ def start_trio(
             ("session", session_slice),
             ("providers", providers_slice),
             ("tools", tools_slice),
+            ("memory", memory_slice),
             ("agent_core", agent_slice),
         )
     }
     return stack, Trio(
-        urls["agent_core"], urls["session"], urls["providers"], urls["tools"], workspace.resolve()
+        urls["agent_core"],
+        urls["session"],
+        urls["providers"],
+        urls["tools"],
+        workspace.resolve(),
+        urls["memory"],
     )
 
 
