@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS_UI = ROOT / "services" / "providers" / "ui"
 TOOLS_UI = ROOT / "services" / "tools" / "ui"
 AGENT_UI = ROOT / "services" / "agent_core" / "ui"
+SESSION_UI = ROOT / "services" / "session" / "ui"
+MEMORY_UI = ROOT / "services" / "memory" / "ui"
 
 st.set_page_config(page_title="RefactorBot", page_icon="🤖", layout="wide")
 navigation = st.navigation(
@@ -23,6 +25,15 @@ navigation = st.navigation(
             st.Page(str(AGENT_UI / "turns.py"), title="Turns"),
             st.Page(str(AGENT_UI / "traces.py"), title="Traces"),
             st.Page(str(AGENT_UI / "analytics.py"), title="Analytics"),
+        ],
+        "Conversations": [
+            st.Page(str(SESSION_UI / "sessions.py"), title="Sessions"),
+            st.Page(str(SESSION_UI / "conversation.py"), title="Conversation"),
+            st.Page(str(SESSION_UI / "search.py"), title="Search"),
+        ],
+        "Memory": [
+            st.Page(str(MEMORY_UI / "memories.py"), title="Memories"),
+            st.Page(str(MEMORY_UI / "consolidations.py"), title="Consolidation runs"),
         ],
         "Tools": [
             st.Page(str(TOOLS_UI / "tools.py"), title="Tools"),

@@ -94,3 +94,40 @@ def test_tools_pages_toggle_and_log(dash_env: RunningFleet) -> None:
     log = run(TOOLS_UI / "executions.py")
     assert int(log.metric[0].value) >= 1
     assert "list_dir" in list(log.dataframe[0].value["tool"])
+
+
+SESSION_UI = ROOT / "services" / "session" / "ui"
+MEMORY_UI = ROOT / "services" / "memory" / "ui"
+
+
+def test_conversation_pages(dash_env: RunningFleet) -> None:
+    sessions = run(SESSION_UI / "sessions.py")
+    assert int(sessions.metric[0].value) >= 1
+    conversation = run(SESSION_UI / "conversation.py")
+    assert (
+        any("hello dashboard" in m.value for m in conversation.markdown)
+        or conversation.chat_message
+    )
+    search = run(SESSION_UI / "search.py")
+    search.text_input[0].input("dashboard")
+    search.run()
+    assert not search.exception and int(search.metric[0].value) >= 1
+
+
+def test_memory_pages(dash_env: RunningFleet) -> None:
+    with dash_env.internal("memory") as m:
+        made = m.post(
+            "/v1/memories", json={"scope": "global", "text": "The dashboard shows memories"}
+        )
+        assert made.status_code == 201
+        sid = m.get("/v1/memories").json()["data"][0]["id"]
+    page = run(MEMORY_UI / "memories.py")
+    assert int(page.metric[0].value) >= 1
+    page.text_input[0].input("dashboard")
+    page.run()
+    assert not page.exception
+    assert "The dashboard shows memories" in list(page.dataframe[0].value["text"])
+    runs = run(MEMORY_UI / "consolidations.py")
+    assert not runs.exception
+    with dash_env.internal("memory") as m:
+        m.delete(f"/v1/memories/{sid}")
