@@ -13,6 +13,7 @@ from services.kit.slice_base import SliceContext
 from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
+from services.skills.client import SkillsClient
 from services.tools.client import ToolsClient
 
 
@@ -23,6 +24,7 @@ class AgentDeps:
     providers: ProvidersClient
     tools: ToolsClient
     memory: MemoryClient
+    skills: SkillsClient
     metrics: TurnMetrics
 
 

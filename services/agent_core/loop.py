@@ -39,6 +39,8 @@ from services.kit.errors import SliceError, UpstreamError
 from services.memory.client import MemoryClient
 from services.memory.schemas import MemoryCreate
 from services.providers.client import ProvidersClient
+from services.skills.client import SkillsClient
+from services.skills.schemas import SelectRequest
 from services.tools.client import ToolsClient
 from services.tools.schemas import ToolCallRequest
 
@@ -171,6 +173,7 @@ class AgentLoop:
     emit: Emit | None = None
     stream_text: bool = False
     memory: MemoryClient | None = None
+    skills: SkillsClient | None = None
     started: float = field(default_factory=time.perf_counter)
     steps: list[Step] = field(default_factory=list)
     prompt_tokens: int = 0
@@ -447,6 +450,35 @@ class AgentLoop:
             return None
         return "What you remember that may be relevant:\n" + "\n".join(lines)
 
+    async def _skills_for(self, user_message: str, tools: list[str]) -> str | None:
+        """The instructions of the skills relevant to the request (skills whose tools are
+        missing, or that are switched off, are skipped; the trace says why)."""
+        assert self.skills is not None
+        began = self._ms()
+        try:
+            chosen = await self.skills.select(
+                SelectRequest(
+                    text=user_message[:100_000],
+                    session_id=self.session_id,
+                    available_tools=tools,
+                )
+            )
+        except SliceError as exc:
+            self._step("skills", "select", began, outcome=exc.code, error=exc.message)
+            return None
+        self._step(
+            "skills",
+            "select",
+            began,
+            selected=[{"name": c.name, "why": c.why} for c in chosen.selected],
+            skipped=[{"name": c.name, "reason": c.reason} for c in chosen.skipped],
+        )
+        if not chosen.selected:
+            return None
+        parts = [f"## Skill: {c.name} (v{c.version})\n{c.instructions}" for c in chosen.selected]
+        await self._emit("skills", {"selected": [c.name for c in chosen.selected]})
+        return "Follow these skills where they apply:\n\n" + "\n\n".join(parts)
+
     # -- the turn ----------------------------------------------------------------------
 
     async def run(self, context: list[dict[str, Any]], user_message: str) -> LoopResult:
@@ -467,6 +499,10 @@ class AgentLoop:
             if recalled:
                 messages.insert(len(messages) - 1, {"role": "system", "content": recalled})
         offered = {t["function"]["name"] for t in tool_defs}
+        if s.skills_enabled and self.skills is not None:
+            guidance = await self._skills_for(user_message, sorted(offered))
+            if guidance:
+                messages.insert(len(messages) - 1, {"role": "system", "content": guidance})
         stop_reason, reply, reflections, tool_calls = "final_answer", "", 0, 0
         try:
             if s.meta_reasoning and assess(messages[-1:]).signals.get("multi_step", 0) > 0:

@@ -46,6 +46,7 @@ async def _run(body: TurnCreate, deps: AgentDeps, emit: Emit | None) -> TurnPubl
             db=deps.ctx.db,
             emit=emit,
             memory=deps.memory,
+            skills=deps.skills,
         )
     except SliceError as exc:
         deps.metrics.turns.labels(exc.code).inc()

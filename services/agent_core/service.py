@@ -29,6 +29,7 @@ from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
 from services.session.schemas import MessageCreate, MessagePublic, SessionCreate
+from services.skills.client import SkillsClient
 from services.tools.client import ToolsClient
 
 log = structlog.get_logger("agent_core")
@@ -71,6 +72,7 @@ async def run_turn(
     db: SliceDatabase,
     emit: Emit | None = None,
     memory: MemoryClient | None = None,
+    skills: SkillsClient | None = None,
 ) -> TurnPublic:
     """Run one turn end to end: the agent loop, then the exchange stored in the session
     (user message, tool calls and results, reply) and the turn and its trace recorded."""
@@ -115,6 +117,7 @@ async def run_turn(
         emit=emit,
         stream_text=data.stream,
         memory=memory if settings.memory_enabled else None,
+        skills=skills if settings.skills_enabled else None,
     )
     try:
         result = await loop.run(context, data.message)

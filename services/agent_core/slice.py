@@ -16,6 +16,7 @@ from services.kit.slice_base import AtomicSlice, SliceContext
 from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
+from services.skills.client import SkillsClient
 from services.tools.client import ToolsClient
 
 
@@ -41,6 +42,7 @@ class AgentCoreSlice(AtomicSlice):
             ),
             tools=ToolsClient(ctx.pool, ctx.settings.tools.base_url),
             memory=MemoryClient(ctx.pool, ctx.settings.memory.base_url),
+            skills=SkillsClient(ctx.pool, ctx.settings.skills.base_url),
             metrics=TurnMetrics(ctx.metrics.registry),
         )
 

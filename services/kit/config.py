@@ -79,6 +79,7 @@ class AgentCoreSettings(ServiceSettings):
     memory_token_budget: int = Field(
         800, ge=0, description="Memories placed in a turn's context, in estimated tokens"
     )
+    skills_enabled: bool = Field(True, description="Add the skills relevant to each request")
     max_reflections: int = Field(1, ge=0, le=5, description="Extra rounds a review may ask for")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,10 @@ def test_multi_step_task_reads_edits_and_runs(tmp_path: Path) -> None:
         assert (t.workspace / "notes.txt").read_text() == "this is the final\n"
         steps = trace(t, done["turn_id"])
         assert [s["kind"] for s in steps] == [
-            "memory", "llm", "tool", "llm", "tool", "llm", "tool", "llm", "stop"
+            "memory", "skills", "llm", "tool", "llm", "tool", "llm", "tool", "llm", "stop"
         ]  # fmt: skip
         assert tool_steps(steps) == [("read_file", "ok"), ("edit_file", "ok"), ("exec", "ok")]
-        wc = json.loads(steps[6]["detail"]["result"])
+        wc = json.loads(steps[7]["detail"]["result"])
         assert wc["stdout"].split()[0] == "4"
         assert all(s["duration_ms"] >= 0 for s in steps)
         # the whole exchange is in the session, tool calls and results included
@@ -177,7 +178,8 @@ def test_meta_reasoning_plans_and_reviews(tmp_path: Path) -> None:
     with stack:
         done = turn(t, "First list the files, then read each one, and finally summarise them.")
         kinds = [s["kind"] for s in trace(t, done["turn_id"])]
-        assert kinds[:2] == ["memory", "plan"] and "reflection" in kinds and kinds[-1] == "stop"
+        assert kinds[:3] == ["memory", "skills", "plan"]
+        assert "reflection" in kinds and kinds[-1] == "stop"
         simple = turn(t, "hi")
         assert "plan" not in [s["kind"] for s in trace(t, simple["turn_id"])]
 
@@ -254,3 +256,18 @@ def test_the_agent_remembers_and_recalls_across_sessions(tmp_path: Path) -> None
         # another key's turn does not see it
         other = turn(t, "Which editor should I open?", api_key_id="key-bob")
         assert trace(t, other["turn_id"])[0]["detail"]["used"] == 0
+
+
+def test_relevant_skills_join_the_turn_with_reasons(tmp_path: Path) -> None:
+    stack, t = start_trio(tmp_path)
+    with stack:
+        done = turn(t, "Please do a code review of this diff: -x = 1 +x = 2")
+        step = next(s for s in trace(t, done["turn_id"]) if s["kind"] == "skills")
+        assert [c["name"] for c in step["detail"]["selected"]] == ["review-diff"]
+        # with read_file disabled, summarize-file cannot be offered, and the trace says why
+        httpx.patch(f"{t.tools}/v1/tools/read_file", json={"enabled": False}, headers=H)
+        time.sleep(2.1)  # the agent caches tool definitions for 2 s
+        later = turn(t, "Give me a summary of notes.txt")
+        step = next(s for s in trace(t, later["turn_id"]) if s["kind"] == "skills")
+        assert step["detail"]["selected"] == []
+        assert "read_file" in step["detail"]["skipped"][0]["reason"]

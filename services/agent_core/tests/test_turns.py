@@ -21,6 +21,8 @@ from services.memory.slice import create_slice as memory_slice
 from services.providers.slice import create_slice as providers_slice
 from services.session.schemas import MessagePublic
 from services.session.slice import create_slice as session_slice
+from services.skills.service import SHIPPED
+from services.skills.slice import create_slice as skills_slice
 from services.tools.slice import create_slice as tools_slice
 
 H = {"X-Internal-Token": TEST_TOKEN}
@@ -44,7 +46,8 @@ def start_trio(
 ) -> tuple[ExitStack, Trio]:
     """agent_core with the slices it calls (session, providers, tools) and the simulator."""
     ports = {
-        n: free_port() for n in ("agent_core", "session", "providers", "tools", "memory", "sim")
+        n: free_port()
+        for n in ("agent_core", "session", "providers", "tools", "memory", "skills", "sim")
     }
     workspace = tmp_path / "workspace"
     settings = settings_for_tests(
@@ -54,6 +57,7 @@ def start_trio(
         session={"port": ports["session"]},
         providers={"port": ports["providers"]},
         memory={"port": ports["memory"], "consolidate_every_s": 0},
+        skills={"port": ports["skills"], "folders": [str(SHIPPED)], "watch_every_s": 0},
         tools={
             "port": ports["tools"],
             "workspaces": {"default": str(workspace)},
@@ -70,6 +74,7 @@ def start_trio(
             ("providers", providers_slice),
             ("tools", tools_slice),
             ("memory", memory_slice),
+            ("skills", skills_slice),
             ("agent_core", agent_slice),
         )
     }
