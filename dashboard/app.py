@@ -12,6 +12,7 @@ TOOLS_UI = ROOT / "services" / "tools" / "ui"
 AGENT_UI = ROOT / "services" / "agent_core" / "ui"
 SESSION_UI = ROOT / "services" / "session" / "ui"
 MEMORY_UI = ROOT / "services" / "memory" / "ui"
+SKILLS_UI = ROOT / "services" / "skills" / "ui"
 
 st.set_page_config(page_title="RefactorBot", page_icon="🤖", layout="wide")
 navigation = st.navigation(
@@ -35,6 +36,7 @@ navigation = st.navigation(
             st.Page(str(MEMORY_UI / "memories.py"), title="Memories"),
             st.Page(str(MEMORY_UI / "consolidations.py"), title="Consolidation runs"),
         ],
+        "Skills": [st.Page(str(SKILLS_UI / "skills.py"), title="Skills")],
         "Tools": [
             st.Page(str(TOOLS_UI / "tools.py"), title="Tools"),
             st.Page(str(TOOLS_UI / "executions.py"), title="Execution log"),

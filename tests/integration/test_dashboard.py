@@ -131,3 +131,18 @@ def test_memory_pages(dash_env: RunningFleet) -> None:
     assert not runs.exception
     with dash_env.internal("memory") as m:
         m.delete(f"/v1/memories/{sid}")
+
+
+def test_skills_page(dash_env: RunningFleet) -> None:
+    page = run(ROOT / "services" / "skills" / "ui" / "skills.py")
+    assert int(page.metric[0].value) >= 3
+    assert "review-diff" in list(page.dataframe[0].value["skill"])
+    page.selectbox[0].select("explain-error")
+    page.run()
+    page.checkbox[0].uncheck()
+    page.button[0].click()
+    page.run()
+    assert not page.exception
+    with dash_env.internal("skills") as s:
+        assert s.get("/v1/skills/explain-error").json()["enabled"] is False
+        s.patch("/v1/skills/explain-error", json={"enabled": True})
