@@ -61,6 +61,11 @@ def _zip_members(data: bytes, target: Path, settings: SkillsSettings) -> None:
         infos = archive.infolist()
         if len(infos) > settings.max_archive_members:
             raise SkillRejected(f"more than {settings.max_archive_members} archive entries")
+        declared = sum(i.file_size for i in infos)
+        if declared > settings.max_unpacked_bytes:  # headers can lie: bytes are counted too
+            raise SkillRejected(
+                f"the archive unpacks to more than {settings.max_unpacked_bytes} bytes"
+            )
         seen: set[PurePosixPath] = set()
         budget = _Budget(settings)
         for info in infos:
@@ -103,6 +108,10 @@ def _tar_members(data: bytes, target: Path, settings: SkillsSettings) -> None:
                     continue
                 if not member.isfile():
                     raise SkillRejected(f"archive member {member.name!r} is not a regular file")
+                if member.size > budget.left:  # refused on the header, before any byte
+                    raise SkillRejected(
+                        f"the archive unpacks to more than {settings.max_unpacked_bytes} bytes"
+                    )
                 if name in seen:
                     raise SkillRejected(f"archive member {member.name!r} appears twice")
                 seen.add(name)

@@ -206,22 +206,26 @@ def test_hostile_upload(skills_env: SkillsEnv, label: str, data: bytes, reason: 
     took = time.perf_counter() - started
     assert 400 <= r.status_code < 500, (label, r.status_code, r.text)
     assert reason.lower() in r.json()["error"]["message"].lower(), r.text
-    assert took < 0.1 or label.endswith("bomb"), f"{label} took {took * 1000:.0f} ms"
+    assert took < 0.1, f"{label} took {took * 1000:.0f} ms"
     assert registry(skills_env) == before
     leftovers = [p for p in skills_env.uploads.rglob("*") if ".staging" not in p.parts]
     assert leftovers == [] or all(p.name == ".staging" for p in leftovers)
     assert not Path("/tmp/evil.txt").exists()
 
 
-def test_bombs_stop_at_the_limit_quickly(skills_env: SkillsEnv) -> None:
-    """Bombs are refused once the byte budget is spent: time grows with the limit (20 MiB
-    written at most), not with what the archive claims."""
-    for label, data, _ in UPLOAD_CORPUS:
-        if label.endswith("bomb"):
-            started = time.perf_counter()
-            r = skills_env.client.post("/v1/skills/upload", content=data)
-            assert r.status_code == 422
-            assert time.perf_counter() - started < 2.0, label
+def test_a_bomb_whose_headers_lie_stops_at_the_byte_limit(
+    skills_env: SkillsEnv, tmp_path: Path
+) -> None:
+    """Headers can understate sizes: the bytes actually written are counted too."""
+    from services.skills.archive import unpack
+
+    data = _zip({"SKILL.md": OK_MD, "bomb.bin": b"\0" * (3 << 20)})
+    # rewrite the declared size of bomb.bin in both headers to 10 bytes
+    real = (3 << 20).to_bytes(4, "little")
+    forged = data.replace(real, (10).to_bytes(4, "little"))
+    settings = settings_for_tests(tmp_path, skills={"max_unpacked_bytes": 1 << 20}).skills
+    with pytest.raises(SkillRejected, match=r"more than|Bad CRC|damaged|size"):
+        unpack(forged, tmp_path / "staging", settings)
 
 
 def test_oversized_archive_is_413(skills_env: SkillsEnv) -> None:
