@@ -212,6 +212,29 @@ class SkillsSettings(ServiceSettings):
     max_selected: int = Field(3, ge=0, description="Most skills offered to one turn")
 
 
+class EventBusSettings(ServiceSettings):
+    default_max_messages: int = Field(100_000, gt=0, description="A new topic's capacity")
+    default_max_bytes: int = Field(256 << 20, gt=0, description="A new topic's byte capacity")
+    default_visibility_timeout_s: float = Field(
+        30.0, gt=0, le=43_200, description="Unacknowledged events are redelivered after this"
+    )
+    default_max_deliveries: int = Field(
+        5, ge=1, le=1_000, description="Deliveries before an event goes to the dead letters"
+    )
+    max_event_bytes: int = Field(256 * 1024, gt=0, description="Largest event payload")
+    max_batch: int = Field(500, gt=0, description="Most events per publish or pull")
+    max_topics: int = Field(1_000, gt=0, description="Most topics")
+    max_waiters: int = Field(1_000, gt=0, description="Long polls waiting at once")
+    max_wait_s: float = Field(30.0, gt=0, description="Longest long poll")
+    producer_rate: float = Field(
+        0, ge=0, description="Events per second one producer may publish (0: unlimited)"
+    )
+    retry_after_s: float = Field(1.0, gt=0, description="Retry-After sent with 503/429")
+    sweep_every_s: float = Field(
+        1.0, gt=0, description="How often expired leases, retention and purges are handled"
+    )
+
+
 class MasterCoreSettings(ServiceSettings):
     admin_api_key: SecretStr | None = Field(
         None, description="First admin API key; stored hashed at start-up"
@@ -289,7 +312,7 @@ class Settings(BaseSettings):
     session: SessionSettings = Field(default_factory=SessionSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     skills: SkillsSettings = Field(default_factory=SkillsSettings)
-    event_bus: ServiceSettings = Field(default_factory=ServiceSettings)
+    event_bus: EventBusSettings = Field(default_factory=EventBusSettings)
 
     @model_validator(mode="after")
     def _fill_service_defaults(self) -> Settings:
