@@ -25,6 +25,7 @@ from services.agent_core.schemas import (
 from services.kit.config import AgentCoreSettings
 from services.kit.database import SliceDatabase
 from services.kit.errors import NotFound, PayloadTooLarge, SliceError
+from services.kit.outbox import add_event
 from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
@@ -220,6 +221,25 @@ def _record(
             iterations=result.iterations if result else sum(1 for s in steps if s.kind == "llm"),
             tool_calls=result.tool_calls if result else sum(1 for s in steps if s.kind == "tool"),
         )
+    )
+    kind = "agent.turn_completed" if outcome == "ok" else "agent.turn_failed"
+    add_event(
+        session,
+        kind,
+        kind,
+        {
+            "turn_id": turn_id,
+            "session_id": session_id,
+            "outcome": outcome,
+            "stop_reason": result.stop_reason if result else None,
+            "iterations": result.iterations if result else None,
+            "tool_calls": result.tool_calls if result else None,
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "cost_usd": usage.cost_usd if usage else 0.0,
+            "latency_ms": latency,
+            "error": error[:200] if error else None,
+        },
     )
     session.add_all(
         TurnStep(

@@ -36,6 +36,7 @@ class Event(BusBase, table=True):
     __table_args__ = (
         UniqueConstraint("topic", "event_id", name="uq_events_topic_event_id"),
         Index("ix_events_topic_seq", "topic", "seq"),
+        {"sqlite_autoincrement": True},  # seqs are never reused after purges
     )
 
     seq: int | None = Field(default=None, primary_key=True)

@@ -26,6 +26,7 @@ from services.kit.logging import configure_logging
 from services.kit.manifest import load_manifest
 from services.kit.metrics import ServiceMetrics
 from services.kit.middleware import RequestMiddleware
+from services.kit.outbox import OutboxRelay, ensure_outbox
 from services.kit.slice_base import (
     AtomicSlice,
     DependencyStatus,
@@ -222,12 +223,20 @@ def create_app(slice_: AtomicSlice, settings: Settings | None = None) -> FastAPI
             retries=settings.client.retries,
         )
         ctx = SliceContext(manifest=manifest, settings=settings, db=db, pool=pool, metrics=metrics)
+        await anyio.to_thread.run_sync(ensure_outbox, db)
+        relay = None
+        if settings.event_bus.publish_domain_events and slice_.name != "event_bus":
+            relay = OutboxRelay(db, pool, settings.event_bus.base_url, metrics.registry)
+            ctx.extras["outbox"] = relay
+            relay.start()
         await slice_.startup(ctx)
         log.info("started", version=manifest.version, port=svc.port, database=db.safe_url)
         try:
             yield
         finally:
             await slice_.shutdown()
+            if relay is not None:
+                await relay.stop()
             await pool.close()
             db.dispose()
             log.info("stopped")

@@ -213,6 +213,9 @@ class SkillsSettings(ServiceSettings):
 
 
 class EventBusSettings(ServiceSettings):
+    publish_domain_events: bool = Field(
+        True, description="Slices relay their domain events (outbox) to the bus"
+    )
     default_max_messages: int = Field(100_000, gt=0, description="A new topic's capacity")
     default_max_bytes: int = Field(256 << 20, gt=0, description="A new topic's byte capacity")
     default_visibility_timeout_s: float = Field(

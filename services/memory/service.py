@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from services.kit.config import MemorySettings
 from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, NotFound, PayloadTooLarge, SliceError
+from services.kit.outbox import add_event
 from services.memory.models import ConsolidationCursor, ConsolidationRun, Memory
 from services.memory.schemas import (
     ConsolidationPublic,
@@ -170,6 +171,7 @@ def create_memory(
             twin.updated_at = now
             session.add(twin)
             session.flush()
+            _stored_event(session, twin, created=False)
             return _public(twin), False
     row = Memory(
         id=uuid.uuid4().hex,
@@ -188,7 +190,26 @@ def create_memory(
     )
     session.add(row)
     session.flush()
+    _stored_event(session, row, created=True)
     return _public(row), True
+
+
+def _stored_event(session: Session, row: Memory, *, created: bool) -> None:
+    add_event(
+        session,
+        "memory.stored",
+        "memory.stored",
+        {
+            "memory_id": row.id,
+            "scope": row.scope,
+            "subject": row.subject,
+            "owner": row.owner,
+            "kind": row.kind,
+            "created": created,
+            "mentions": row.mentions,
+            "source_session": row.source_session,
+        },
+    )
 
 
 def _near_duplicate(

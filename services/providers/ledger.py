@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from services.kit.database import SliceDatabase
 from services.kit.group_commit import GroupCommitter
+from services.kit.outbox import add_event
 from services.providers import budgets
 from services.providers.models import UsageRecord
 
@@ -103,8 +104,21 @@ class LedgerWriter:
         return [None] * len(batch)
 
 
+EVENT_FIELDS = (
+    "request_id", "caller", "session_id", "api_key_id", "requested_model", "model",
+    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "outcome", "streamed",
+)  # fmt: skip
+
+
 def _write(session: Session, batch: list[_Entry]) -> None:
     session.execute(insert(UsageRecord), [e.row for e in batch])
+    for entry in batch:
+        kind = (
+            "providers.budget_exceeded"
+            if entry.row.get("outcome") == "budget_exceeded"
+            else "providers.usage_recorded"
+        )
+        add_event(session, kind, kind, {k: entry.row.get(k) for k in EVENT_FIELDS})
     for entry in batch:
         if entry.settle is not None:
             reservation, actual = entry.settle

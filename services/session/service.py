@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from services.kit.outbox import add_event
 from services.session.models import AppendKey, ChatSession, Message
 from services.session.schemas import (
     MessageCreate,
@@ -206,6 +207,18 @@ def append_messages(
             )
         )
     session.flush()
+    add_event(
+        session,
+        "session.message_appended",
+        "session.message_appended",
+        {
+            "session_id": session_id,
+            "owner": touched[0],
+            "first_seq": first_seq,
+            "last_seq": new_count,
+            "roles": [m.role for m in messages],
+        },
+    )
     if retain_max_messages and new_count > retain_max_messages:
         _archive_through(session, session_id, new_count - retain_max_messages)
     return [MessagePublic.model_validate(r, from_attributes=True) for r in rows], new_count, True

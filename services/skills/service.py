@@ -15,6 +15,7 @@ from sqlmodel import Session, col, delete, select
 
 from services.kit.config import Settings, SkillsSettings
 from services.kit.errors import NotFound
+from services.kit.outbox import add_event
 from services.skills.archive import unpack
 from services.skills.loader import SKILL_FILE, LoadedSkill, SkillRejected, load_skill, resource_path
 from services.skills.models import SessionSkill, SkillError, SkillRecord, SkillVersion
@@ -170,6 +171,17 @@ def store(session: Session, skills: list[LoadedSkill], refused: dict[str, str]) 
             )
         )
         loaded.append(row.name)
+        add_event(
+            session,
+            "skills.loaded",
+            "skills.loaded",
+            {
+                "name": row.name,
+                "version": row.version,
+                "checksum": row.checksum,
+                "source": row.source,
+            },
+        )
     removed = []
     for name, row in existing.items():
         if not Path(row.source).exists():

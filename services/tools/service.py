@@ -24,6 +24,7 @@ from services.kit.database import SliceDatabase
 from services.kit.errors import Forbidden, NotFound, SliceError, Unprocessable
 from services.kit.group_commit import GroupCommitter
 from services.kit.metrics import LATENCY_BUCKETS
+from services.kit.outbox import add_event
 from services.tools.builtins import BUILTINS, CallContext, ToolSpec
 from services.tools.models import Execution, ToolRecord
 from services.tools.sandbox import Runner
@@ -299,6 +300,23 @@ class ToolService:
 
 def _write_executions(session: Session, rows: list[Execution]) -> list[int]:
     session.add_all(rows)
+    session.flush()
+    for row in rows:
+        add_event(
+            session,
+            "tools.executed",
+            "tools.executed",
+            {
+                "execution_id": row.id,
+                "tool": row.tool,
+                "outcome": row.outcome,
+                "session_id": row.session_id,
+                "turn_id": row.turn_id,
+                "caller": row.caller,
+                "duration_ms": row.duration_ms,
+                "bytes_out": row.bytes_out,
+            },
+        )
     session.commit()
     return [row.id or 0 for row in rows]
 

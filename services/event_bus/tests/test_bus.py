@@ -151,3 +151,16 @@ def test_metrics(bus: httpx.Client) -> None:
     text = httpx.get(str(bus.base_url) + "/metrics").text
     assert 'bus_topic_depth{topic="m"} 1.0' in text
     assert 'bus_group_lag{group="g",topic="m"} 1.0' in text
+
+
+def test_seqs_are_never_reused_after_a_purge(bus: httpx.Client) -> None:
+    publish(bus, "r", ev(1), ev(2))
+    got = pull(bus, "r", "g", max=10)
+    bus.post("/v1/topics/r/groups/g/ack", json={"seqs": [d["seq"] for d in got]})
+    deadline = time.monotonic() + 5
+    while bus.get("/v1/topics/r").json()["depth"]:  # the sweeper purges both
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    later = publish(bus, "r", ev(3)).json()["data"][0]
+    assert later["seq"] > got[-1]["seq"]
+    assert [d["payload"]["n"] for d in pull(bus, "r", "g", max=10)] == [3]

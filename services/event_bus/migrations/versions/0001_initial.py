@@ -44,6 +44,8 @@ def upgrade() -> None:
         sa.Column("producer", sa.String(64), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.UniqueConstraint("topic", "event_id", name="uq_events_topic_event_id"),
+        # AUTOINCREMENT: a seq is never reused after purges (groups' cursors rely on it)
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_events_topic_seq", "events", ["topic", "seq"])
     op.create_index("ix_events_created_at", "events", ["created_at"])
