@@ -13,6 +13,7 @@ AGENT_UI = ROOT / "services" / "agent_core" / "ui"
 SESSION_UI = ROOT / "services" / "session" / "ui"
 MEMORY_UI = ROOT / "services" / "memory" / "ui"
 SKILLS_UI = ROOT / "services" / "skills" / "ui"
+BUS_UI = ROOT / "services" / "event_bus" / "ui"
 
 st.set_page_config(page_title="RefactorBot", page_icon="🤖", layout="wide")
 navigation = st.navigation(
@@ -40,6 +41,10 @@ navigation = st.navigation(
         "Tools": [
             st.Page(str(TOOLS_UI / "tools.py"), title="Tools"),
             st.Page(str(TOOLS_UI / "executions.py"), title="Execution log"),
+        ],
+        "Event bus": [
+            st.Page(str(BUS_UI / "topics.py"), title="Topics and groups"),
+            st.Page(str(BUS_UI / "dead_letters.py"), title="Dead letters"),
         ],
         "LLM gateway": [
             st.Page(str(PROVIDERS_UI / "spend.py"), title="Spend"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from services.kit.query import MAX_SEQ
 
 TOPIC = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 GROUP = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -87,8 +89,8 @@ class PublishResult(BaseModel):
 
 class PullRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max: int = Field(10, ge=1, description="Most events (capped by config)")
-    wait_s: float = Field(0, ge=0, description="Long poll: wait this long for an event")
+    max: int = Field(10, ge=1, le=100_000, description="Most events (capped by config)")
+    wait_s: float = Field(0, ge=0, le=3_600, description="Long poll: wait (capped by config)")
     consumer: str | None = Field(None, max_length=128, description="Who pulls, for the record")
 
 
@@ -111,7 +113,7 @@ class PullResult(BaseModel):
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seqs: list[int] = Field(min_length=1, max_length=10_000)
+    seqs: list[Annotated[int, Field(ge=1, le=MAX_SEQ)]] = Field(min_length=1, max_length=10_000)
 
 
 class NackRequest(AckRequest):

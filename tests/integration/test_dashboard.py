@@ -146,3 +146,24 @@ def test_skills_page(dash_env: RunningFleet) -> None:
     with dash_env.internal("skills") as s:
         assert s.get("/v1/skills/explain-error").json()["enabled"] is False
         s.patch("/v1/skills/explain-error", json={"enabled": True})
+
+
+def test_event_bus_pages(dash_env: RunningFleet) -> None:
+    with dash_env.internal("event_bus") as bus:
+        bus.put("/v1/topics/dash", json={"max_deliveries": 1})
+        bus.post("/v1/topics/dash/events", json={"events": [{"type": "t", "payload": 1}]})
+        seq = bus.post("/v1/topics/dash/groups/g/pull", json={}).json()["data"][0]["seq"]
+        bus.post("/v1/topics/dash/groups/g/nack", json={"seqs": [seq], "error": "poison"})
+    topics = run(ROOT / "services" / "event_bus" / "ui" / "topics.py")
+    names = list(topics.dataframe[0].value["topic"])
+    assert "dash" in names and "dash.dead" in names
+    # the slices' own domain events arrive through their outboxes
+    assert any(n.startswith("session.") for n in names)
+    dead = run(ROOT / "services" / "event_bus" / "ui" / "dead_letters.py")
+    dead.selectbox[0].select("dash")
+    dead.button[0].click()
+    dead.run()
+    assert not dead.exception
+    with dash_env.internal("event_bus") as bus:
+        assert bus.get("/v1/topics/dash.dead").json()["depth"] == 0
+        assert bus.get("/v1/topics/dash").json()["published"] == 2
