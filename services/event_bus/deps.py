@@ -9,8 +9,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.event_bus.schemas import Published
+from services.event_bus.service import PublishJob, publish_many
 from services.kit.config import EventBusSettings
-from services.kit.errors import TooManyRequests
+from services.kit.database import SliceDatabase
+from services.kit.errors import SliceError, TooManyRequests
+from services.kit.group_commit import GroupCommitter
 
 
 class Signals:
@@ -67,9 +71,17 @@ class ProducerLimits:
 
 
 class BusDeps:
-    def __init__(self, settings: EventBusSettings) -> None:
+    def __init__(self, settings: EventBusSettings, db: SliceDatabase) -> None:
         self.signals = Signals(settings)
         self.limits = ProducerLimits(settings.producer_rate, settings.retry_after_s)
+        # concurrent publishes share a transaction and its fsync; each is answered only
+        # after that commit
+        self.publisher: GroupCommitter[PublishJob, list[Published] | SliceError] = GroupCommitter(
+            db,
+            lambda s, jobs: publish_many(s, jobs, settings),
+            max_queue=settings.max_waiters,
+            max_batch=64,
+        )
 
 
 async def get_bus(request: Request) -> BusDeps:

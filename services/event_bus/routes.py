@@ -30,6 +30,7 @@ from services.kit.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    SliceError,
     TooManyRequests,
     error_responses,
 )
@@ -76,11 +77,14 @@ async def publish(
     full topic answers 503 with Retry-After (nothing stored); an id seen before is not
     stored again (``duplicate: true``)."""
     bus.limits.take(producer or "anonymous", len(body.events))
-    data = await ctx.db.run(
-        lambda s: service.publish(
-            s, name, body.events, producer=producer, settings=ctx.settings.event_bus
+    if bus.publisher.queue.full():
+        raise ServiceUnavailable(
+            "the bus is saturated; retry later",
+            headers={"Retry-After": f"{ctx.settings.event_bus.retry_after_s:g}"},
         )
-    )
+    data = await bus.publisher.submit((name, body.events, producer))
+    if isinstance(data, SliceError):
+        raise data
     bus.signals.notify(name)
     return PublishResult(topic=name, data=data)
 

@@ -510,3 +510,22 @@ def replay_dead(session: Session, name: str, *, most: int, settings: EventBusSet
         .values(depth=Topic.depth - len(rows), bytes=Topic.bytes - sum(r.size for r in rows))
     )
     return len(rows)
+
+
+PublishJob = tuple[str, list[EventIn], str | None]
+
+
+def publish_many(
+    session: Session, jobs: list[PublishJob], settings: EventBusSettings
+) -> list[list[Published] | SliceError]:
+    """Several publishes in one transaction (group commit): each in its own savepoint, so
+    one refused publish (a full topic, a bad event) does not take the others with it."""
+    out: list[list[Published] | SliceError] = []
+    for name, events, producer in jobs:
+        try:
+            with session.begin_nested():
+                out.append(publish(session, name, events, producer=producer, settings=settings))
+        except SliceError as exc:
+            out.append(exc)
+    session.commit()
+    return out

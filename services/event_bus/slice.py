@@ -83,11 +83,13 @@ class EventBusSlice(AtomicSlice):
 
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
-        self.deps = BusDeps(ctx.settings.event_bus)
+        self.deps = BusDeps(ctx.settings.event_bus, ctx.db)
+        self.deps.publisher.start()
         ctx.metrics.registry.register(BusCollector(ctx.db))
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def shutdown(self) -> None:
+        await self.deps.publisher.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
