@@ -6,7 +6,14 @@ import platform
 import sys
 import time
 
-from benchmarks import bench_chat, bench_hop, bench_memory, bench_providers, bench_tools
+from benchmarks import (
+    bench_bus,
+    bench_chat,
+    bench_hop,
+    bench_memory,
+    bench_providers,
+    bench_tools,
+)
 
 
 def main() -> None:
@@ -17,7 +24,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M')}",
         flush=True,
     )
-    for bench in (bench_hop, bench_chat, bench_providers, bench_tools, bench_memory):
+    for bench in (bench_hop, bench_chat, bench_providers, bench_tools, bench_memory, bench_bus):
         print(f"\nrunning {bench.__name__} ...", file=sys.stderr, flush=True)
         print(bench.run(), flush=True)
 

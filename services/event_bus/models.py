@@ -62,6 +62,10 @@ class Group(BusBase, table=True):
     acked: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     redelivered: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     dead_lettered: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    push_url: str | None = Field(default=None, max_length=2_000, description="Webhook")
+    push_secret: str | None = Field(
+        default=None, max_length=200, description="HMAC key for the webhook; never returned"
+    )
     created_at: datetime
 
 

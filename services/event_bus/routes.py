@@ -19,6 +19,7 @@ from services.event_bus.schemas import (
     PublishResult,
     PullRequest,
     PullResult,
+    PushConfig,
     ReplayResult,
     TopicConfig,
     TopicPublic,
@@ -133,6 +134,16 @@ async def nack(name: TopicName, group: GroupName, body: NackRequest, ctx: Contex
             settings=ctx.settings.event_bus,
         )
     )
+
+
+@router.put("/{name}/groups/{group}/push", responses=error_responses(NotFound))
+async def configure_push(
+    name: TopicName, group: GroupName, body: PushConfig, ctx: ContextDep
+) -> TopicPublic:
+    """Deliver this group's events to a webhook (POST, signed with ``secret``): a 2xx acks
+    an event, anything else retries it later. ``url: null`` stops pushing."""
+    await ctx.db.run(lambda s: service.configure_push(s, name, group, body.url, body.secret))
+    return await ctx.db.run(lambda s: service.get_topic(s, name), write=False)
 
 
 @router.post("/{name}/dead/replay", responses=error_responses(NotFound))

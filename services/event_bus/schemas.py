@@ -45,6 +45,7 @@ class TopicPublic(BaseModel):
 class GroupPublic(BaseModel):
     name: str
     cursor: int
+    push_url: str | None = Field(None, description="Events are pushed here (webhook)")
     lag: int = Field(description="Events not yet acknowledged by this group")
     in_flight: int
     delivered: int
@@ -132,3 +133,19 @@ class ReplayResult(BaseModel):
 
 
 TopicPublic.model_rebuild()
+
+
+class PushConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(
+        None,
+        max_length=2_000,
+        pattern=r"^https?://",
+        description="POST each event here; None stops pushing (the group can pull again)",
+    )
+    secret: str | None = Field(
+        None,
+        min_length=16,
+        max_length=200,
+        description="Signs each push: X-RefactorBot-Signature: sha256=HMAC(secret, t.body)",
+    )

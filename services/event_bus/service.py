@@ -458,6 +458,7 @@ def describe(session: Session, topic: Topic) -> TopicPublic:
             GroupPublic(
                 name=g.name,
                 cursor=g.cursor,
+                push_url=g.push_url,
                 lag=behind + inflight,
                 in_flight=inflight,
                 delivered=g.delivered,
@@ -529,3 +530,22 @@ def publish_many(
             out.append(exc)
     session.commit()
     return out
+
+
+def configure_push(
+    session: Session, name: str, group_name: str, url: str | None, secret: str | None
+) -> None:
+    """Push a group's events to a webhook (or stop pushing)."""
+    if session.get(Topic, name) is None:
+        raise NotFound(f"topic {name!r} not found")
+    group = _group(session, name, group_name)
+    group.push_url, group.push_secret = url, secret if url else None
+    session.add(group)
+
+
+def push_groups(session: Session) -> list[tuple[str, str, str, str | None]]:
+    return [
+        (g.topic, g.name, g.push_url, g.push_secret)
+        for g in session.exec(select(Group).where(col(Group.push_url).is_not(None))).all()
+        if g.push_url
+    ]

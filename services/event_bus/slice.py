@@ -16,6 +16,7 @@ from sqlalchemy import MetaData
 from services.event_bus import service
 from services.event_bus.deps import BusDeps
 from services.event_bus.models import BusBase
+from services.event_bus.push import Pusher
 from services.event_bus.routes import router
 from services.kit.database import SliceDatabase
 from services.kit.slice_base import AtomicSlice, SliceContext
@@ -74,6 +75,7 @@ class BusCollector(Collector):
 class EventBusSlice(AtomicSlice):
     name = "event_bus"
     _sweeper: asyncio.Task[None] | None = None
+    _pusher: asyncio.Task[None]
 
     def routers(self) -> list[APIRouter]:
         return [router]
@@ -87,8 +89,15 @@ class EventBusSlice(AtomicSlice):
         self.deps.publisher.start()
         ctx.metrics.registry.register(BusCollector(ctx.db))
         self._sweeper = asyncio.create_task(self._sweep_forever())
+        pusher = Pusher(ctx.db, ctx.pool.session, ctx.settings.event_bus)
+        self._pusher = asyncio.create_task(
+            pusher.run_forever() if ctx.settings.event_bus.push_enabled else asyncio.sleep(0)
+        )
 
     async def shutdown(self) -> None:
+        self._pusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pusher
         await self.deps.publisher.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -236,6 +236,7 @@ class EventBusSettings(ServiceSettings):
     sweep_every_s: float = Field(
         1.0, gt=0, description="How often expired leases, retention and purges are handled"
     )
+    push_enabled: bool = Field(True, description="Deliver to groups' webhooks")
 
 
 class MasterCoreSettings(ServiceSettings):

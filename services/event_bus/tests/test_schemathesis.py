@@ -12,7 +12,8 @@ from services.kit.testing import serve_app, settings_for_tests
 
 def test_no_server_errors(tmp_path: Path) -> None:
     # long polls are capped short: generated requests may ask for the longest wait
-    settings = settings_for_tests(tmp_path, event_bus={"max_wait_s": 0.2})
+    # pushing is off: generated webhook URLs must never be called
+    settings = settings_for_tests(tmp_path, event_bus={"max_wait_s": 0.2, "push_enabled": False})
     with serve_app(create_app(create_slice(), settings)) as url:
         report = fuzz(url, max_examples=30)
     assert report.operations >= 8

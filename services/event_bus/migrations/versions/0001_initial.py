@@ -58,6 +58,8 @@ def upgrade() -> None:
         sa.Column("acked", sa.BigInteger(), nullable=False),
         sa.Column("redelivered", sa.BigInteger(), nullable=False),
         sa.Column("dead_lettered", sa.BigInteger(), nullable=False),
+        sa.Column("push_url", sa.String(2000), nullable=True),
+        sa.Column("push_secret", sa.String(200), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
     op.create_table(
