@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.event_bus.nats_backend import NatsBus
 from services.event_bus.schemas import Published
 from services.event_bus.service import PublishJob, publish_many
 from services.kit.config import EventBusSettings
@@ -73,6 +74,7 @@ class ProducerLimits:
 class BusDeps:
     def __init__(self, settings: EventBusSettings, db: SliceDatabase) -> None:
         self.signals = Signals(settings)
+        self.nats: NatsBus | None = NatsBus(settings) if settings.backend == "nats" else None
         self.limits = ProducerLimits(settings.producer_rate, settings.retry_after_s)
         # concurrent publishes share a transaction and its fsync; each is answered only
         # after that commit

@@ -25,9 +25,10 @@ from services.event_bus.schemas import (
     TopicPublic,
     TopicsPublic,
 )
-from services.kit.app import ContextDep, DbSessionDep
+from services.kit.app import ContextDep
 from services.kit.context import CALLER_HEADER
 from services.kit.errors import (
+    BadRequest,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -42,24 +43,34 @@ GroupName = Annotated[str, Path(pattern=GROUP)]
 
 
 @router.get("")
-def read_topics(db: DbSessionDep) -> TopicsPublic:
+async def read_topics(ctx: ContextDep, bus: BusDep) -> TopicsPublic:
     """Every topic with its depth, bytes, capacity, and each group's lag."""
-    data = service.list_topics(db)
+    if bus.nats is not None:
+        data = await bus.nats.topics()
+    else:
+        data = await ctx.db.run(service.list_topics, write=False)
     return TopicsPublic(data=data, count=len(data))
 
 
 @router.put("/{name}", responses=error_responses(NotFound))
-async def configure_topic(name: TopicName, body: TopicConfig, ctx: ContextDep) -> TopicPublic:
+async def configure_topic(
+    name: TopicName, body: TopicConfig, ctx: ContextDep, bus: BusDep
+) -> TopicPublic:
     """Create a topic or change its capacity, what happens when full, retention, the
     visibility timeout and the deliveries before dead letters."""
+    if bus.nats is not None:
+        await bus.nats.configure(name, body)
+        return await bus.nats.describe(name)
     return await ctx.db.run(
         lambda s: service.configure_topic(s, name, body, ctx.settings.event_bus)
     )
 
 
 @router.get("/{name}", responses=error_responses(NotFound))
-def read_topic(name: TopicName, db: DbSessionDep) -> TopicPublic:
-    return service.get_topic(db, name)
+async def read_topic(name: TopicName, ctx: ContextDep, bus: BusDep) -> TopicPublic:
+    if bus.nats is not None:
+        return await bus.nats.describe(name)
+    return await ctx.db.run(lambda s: service.get_topic(s, name), write=False)
 
 
 @router.post(
@@ -78,6 +89,8 @@ async def publish(
     full topic answers 503 with Retry-After (nothing stored); an id seen before is not
     stored again (``duplicate: true``)."""
     bus.limits.take(producer or "anonymous", len(body.events))
+    if bus.nats is not None:
+        return PublishResult(topic=name, data=await bus.nats.publish(name, body.events, producer))
     if bus.publisher.queue.full():
         raise ServiceUnavailable(
             "the bus is saturated; retry later",
@@ -98,6 +111,13 @@ async def pull(
     Each is leased for the topic's visibility timeout: ack it, or it comes back."""
     cfg = ctx.settings.event_bus
     most = min(body.max, cfg.max_batch)
+    if bus.nats is not None:
+        wait = min(body.wait_s, cfg.max_wait_s)
+        got = await bus.nats.pull(name, group, most, wait)
+        described = await bus.nats.describe(name)
+        return PullResult(
+            topic=name, group=group, data=got, visibility_timeout_s=described.visibility_timeout_s
+        )
     deadline = time.monotonic() + min(body.wait_s, cfg.max_wait_s)
     while True:
         data = await ctx.db.run(
@@ -114,15 +134,23 @@ async def pull(
 
 
 @router.post("/{name}/groups/{group}/ack", responses=error_responses(NotFound))
-async def ack(name: TopicName, group: GroupName, body: AckRequest, ctx: ContextDep) -> AckResult:
+async def ack(
+    name: TopicName, group: GroupName, body: AckRequest, ctx: ContextDep, bus: BusDep
+) -> AckResult:
     """These events are handled: they will not be delivered to this group again."""
+    if bus.nats is not None:
+        return await bus.nats.ack(name, group, body.seqs)
     return await ctx.db.run(lambda s: service.ack(s, name, group, body.seqs))
 
 
 @router.post("/{name}/groups/{group}/nack", responses=error_responses(NotFound))
-async def nack(name: TopicName, group: GroupName, body: NackRequest, ctx: ContextDep) -> AckResult:
+async def nack(
+    name: TopicName, group: GroupName, body: NackRequest, ctx: ContextDep, bus: BusDep
+) -> AckResult:
     """These events failed: redeliver after ``delay_s`` (or dead-letter them when they have
     had their deliveries)."""
+    if bus.nats is not None:
+        return await bus.nats.nack(name, group, body.seqs, body.delay_s, body.error)
     return await ctx.db.run(
         lambda s: service.nack(
             s,
@@ -138,10 +166,12 @@ async def nack(name: TopicName, group: GroupName, body: NackRequest, ctx: Contex
 
 @router.put("/{name}/groups/{group}/push", responses=error_responses(NotFound))
 async def configure_push(
-    name: TopicName, group: GroupName, body: PushConfig, ctx: ContextDep
+    name: TopicName, group: GroupName, body: PushConfig, ctx: ContextDep, bus: BusDep
 ) -> TopicPublic:
     """Deliver this group's events to a webhook (POST, signed with ``secret``): a 2xx acks
     an event, anything else retries it later. ``url: null`` stops pushing."""
+    if bus.nats is not None:
+        raise BadRequest("push delivery is not available with the NATS backend; pull instead")
     await ctx.db.run(lambda s: service.configure_push(s, name, group, body.url, body.secret))
     return await ctx.db.run(lambda s: service.get_topic(s, name), write=False)
 
@@ -154,6 +184,8 @@ async def replay(
     most: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> ReplayResult:
     """Publish dead letters back to their topic."""
+    if bus.nats is not None:
+        raise BadRequest("replay is not available with the NATS backend yet")
     n = await ctx.db.run(
         lambda s: service.replay_dead(s, name, most=most, settings=ctx.settings.event_bus)
     )

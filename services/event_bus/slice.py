@@ -87,18 +87,22 @@ class EventBusSlice(AtomicSlice):
         await super().startup(ctx)
         self.deps = BusDeps(ctx.settings.event_bus, ctx.db)
         self.deps.publisher.start()
+        if self.deps.nats is not None:
+            await self.deps.nats.connect()
+            log.info("backend", kind="nats", url=ctx.settings.event_bus.nats_url)
         ctx.metrics.registry.register(BusCollector(ctx.db))
         self._sweeper = asyncio.create_task(self._sweep_forever())
         pusher = Pusher(ctx.db, ctx.pool.session, ctx.settings.event_bus)
-        self._pusher = asyncio.create_task(
-            pusher.run_forever() if ctx.settings.event_bus.push_enabled else asyncio.sleep(0)
-        )
+        pushing = ctx.settings.event_bus.push_enabled and self.deps.nats is None
+        self._pusher = asyncio.create_task(pusher.run_forever() if pushing else asyncio.sleep(0))
 
     async def shutdown(self) -> None:
         self._pusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pusher
         await self.deps.publisher.stop()
+        if self.deps.nats is not None:
+            await self.deps.nats.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -121,7 +125,7 @@ class EventBusSlice(AtomicSlice):
             "topics": len(topics),
             "events": sum(t.depth for t in topics),
             "waiting_long_polls": self.deps.signals.waiting,
-            "backend": "sqlite",
+            "backend": self.context.settings.event_bus.backend,
         }
 
 

@@ -237,6 +237,13 @@ class EventBusSettings(ServiceSettings):
         1.0, gt=0, description="How often expired leases, retention and purges are handled"
     )
     push_enabled: bool = Field(True, description="Deliver to groups' webhooks")
+    backend: Literal["sqlite", "nats"] = Field(
+        "sqlite", description="sqlite (embedded) or nats (JetStream, for several replicas)"
+    )
+    nats_url: str = Field("nats://127.0.0.1:4222", description="With backend nats")
+    nats_duplicate_window_s: float = Field(
+        120.0, gt=0, description="NATS: how long a repeated event id is recognised"
+    )
 
 
 class MasterCoreSettings(ServiceSettings):
