@@ -3,8 +3,9 @@ for the SQLite bus (the event_bus slice over HTTP, every publish committed FULL 
 answer) and for NATS JetStream on the same machine (nats-py straight to the server, file
 storage, each publish acknowledged), in one run. NATS is skipped when it is not running.
 
-The NATS rows measure JetStream itself: the event_bus slice has no NATS backend yet, so
-they show what one could reach, not what RefactorBot does today."""
+Three backends in one run: the slice on SQLite, the slice on its NATS backend (same HTTP
+API), and JetStream used directly (what the NATS backend could reach without the HTTP
+hop)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _events_per_s(r: Result, per_call: int) -> str:
     return f"{r.rps * per_call:,.0f}"
 
 
-async def _sqlite(url: str) -> list[list[str]]:
+async def _via_slice(url: str, label: str, topic: str) -> list[list[str]]:
     headers = {"X-Internal-Token": TEST_TOKEN}
     rows = []
     async with aiohttp.ClientSession(headers=headers) as http:
@@ -39,7 +40,7 @@ async def _sqlite(url: str) -> list[list[str]]:
 
         async def one() -> object:
             body = {"events": [{"id": f"s{next(n)}", "type": "bench", "payload": PAYLOAD}]}
-            async with http.post(f"{url}/v1/topics/bench/events", json=body) as r:
+            async with http.post(f"{url}/v1/topics/{topic}/events", json=body) as r:
                 if r.status != 201:
                     raise RuntimeError(await r.text())
                 return await r.read()
@@ -48,7 +49,7 @@ async def _sqlite(url: str) -> list[list[str]]:
             events = [
                 {"id": f"b{next(n)}", "type": "bench", "payload": PAYLOAD} for _ in range(BATCH)
             ]
-            async with http.post(f"{url}/v1/topics/bench/events", json={"events": events}) as r:
+            async with http.post(f"{url}/v1/topics/{topic}/events", json={"events": events}) as r:
                 if r.status != 201:
                     raise RuntimeError(await r.text())
                 return await r.read()
@@ -57,28 +58,28 @@ async def _sqlite(url: str) -> list[list[str]]:
             r = median_result(
                 [await load("p", one, concurrency=conc, total=SINGLE[conc]) for _ in range(ROUNDS)]
             )
-            rows.append(["sqlite", f"publish 1 event, {conc} conn", _events_per_s(r, 1),
+            rows.append([label, f"publish 1 event, {conc} conn", _events_per_s(r, 1),
                          fmt_ms(r.pct(0.5)), fmt_ms(r.pct(0.99))])  # fmt: skip
         r = median_result(
             [await load("b", batch, concurrency=1, total=BATCHES, warmup=2) for _ in range(ROUNDS)]
         )
-        rows.append(["sqlite", f"publish batches of {BATCH}", _events_per_s(r, BATCH),
+        rows.append([label, f"publish batches of {BATCH}", _events_per_s(r, BATCH),
                      fmt_ms(r.pct(0.5)), fmt_ms(r.pct(0.99))])  # fmt: skip
         consumed, started = 0, time.perf_counter()
         while consumed < CONSUME:
             async with http.post(
-                f"{url}/v1/topics/bench/groups/bench/pull", json={"max": 100}
+                f"{url}/v1/topics/{topic}/groups/bench/pull", json={"max": 100}
             ) as resp:
                 got = (await resp.json())["data"]
             if not got:
                 break
             async with http.post(
-                f"{url}/v1/topics/bench/groups/bench/ack", json={"seqs": [d["seq"] for d in got]}
+                f"{url}/v1/topics/{topic}/groups/bench/ack", json={"seqs": [d["seq"] for d in got]}
             ) as resp:
                 await resp.read()
             consumed += len(got)
         took = time.perf_counter() - started
-        rows.append(["sqlite", "consume (pull 100 + ack)", f"{consumed / took:,.0f}", "-", "-"])
+        rows.append([label, "consume (pull 100 + ack)", f"{consumed / took:,.0f}", "-", "-"])
     return rows
 
 
@@ -116,12 +117,12 @@ async def _nats() -> list[list[str]]:
             r = median_result(
                 [await load("p", one, concurrency=conc, total=SINGLE[conc]) for _ in range(ROUNDS)]
             )
-            rows.append(["nats jetstream", f"publish 1 event, {conc} conn", _events_per_s(r, 1),
+            rows.append(["jetstream direct", f"publish 1 event, {conc} conn", _events_per_s(r, 1),
                          fmt_ms(r.pct(0.5)), fmt_ms(r.pct(0.99))])  # fmt: skip
         r = median_result(
             [await load("b", batch, concurrency=1, total=BATCHES, warmup=2) for _ in range(ROUNDS)]
         )
-        rows.append(["nats jetstream", f"publish batches of {BATCH}", _events_per_s(r, BATCH),
+        rows.append(["jetstream direct", f"publish batches of {BATCH}", _events_per_s(r, BATCH),
                      fmt_ms(r.pct(0.5)), fmt_ms(r.pct(0.99))])  # fmt: skip
         sub = await js.pull_subscribe(f"{stream}.>", durable="bench")
         consumed, started = 0, time.perf_counter()
@@ -134,7 +135,7 @@ async def _nats() -> list[list[str]]:
             consumed += len(msgs)
         took = time.perf_counter() - started
         rows.append(
-            ["nats jetstream", "consume (fetch 100 + ack)", f"{consumed / took:,.0f}", "-", "-"]
+            ["jetstream direct", "consume (fetch 100 + ack)", f"{consumed / took:,.0f}", "-", "-"]
         )
     finally:
         await js.delete_stream(stream)
@@ -155,12 +156,22 @@ def run() -> str:
         with service_process("event_bus", env, Path(tmp) / "bus.log"):
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/health")
-            rows = asyncio.run(_sqlite(url))
-    try:
-        rows += asyncio.run(_nats())
+            rows = asyncio.run(_via_slice(url, "slice, sqlite", "bench"))
         note = ""
-    except Exception as exc:  # not running here: say so, keep the SQLite rows
-        note = f" (NATS left out: {exc.__class__.__name__}: {exc})"
+        try:
+            rows_nats = asyncio.run(_nats())
+            nport = free_port()
+            nenv = {**env, "REFACTORBOT_EVENT_BUS__PORT": str(nport),
+                    "REFACTORBOT_EVENT_BUS__BACKEND": "nats",
+                    "REFACTORBOT_DATA_DIR": str(Path(tmp) / "n")}  # fmt: skip
+            with service_process("event_bus", nenv, Path(tmp) / "bus-nats.log"):
+                nurl = f"http://127.0.0.1:{nport}"
+                wait_http(f"{nurl}/health")
+                topic = f"bench{int(time.time())}"
+                rows += asyncio.run(_via_slice(nurl, "slice, nats backend", topic))
+            rows += rows_nats
+        except Exception as exc:  # not running here: say so, keep the SQLite rows
+            note = f" (NATS left out: {exc.__class__.__name__}: {exc})"
     return table(
         f"(7) Event bus, median of {ROUNDS} rounds{note}",
         ["backend", "operation", "events/s", "p50 ms", "p99 ms"],
