@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 import anyio
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import MetaData, event, func, text
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine, select
 
 T = TypeVar("T")
+M = TypeVar("M", bound=SQLModel)
 KIT_ALEMBIC_DIR = Path(__file__).parent / "alembic"
 
 
@@ -102,3 +103,21 @@ class SliceDatabase:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def page(
+    session: Session,
+    model: type[M],
+    where: list[Any],
+    order_by: Any,
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[list[M], int]:
+    """One page of ``model`` rows matching ``where`` in ``order_by`` order, and how many
+    rows match in all (the listing endpoints' shape)."""
+    total = session.exec(select(func.count()).select_from(model).where(*where)).one()
+    rows = session.exec(
+        select(model).where(*where).order_by(order_by).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)

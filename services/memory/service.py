@@ -17,7 +17,7 @@ from sqlalchemy import func, literal_column, or_, text
 from sqlmodel import Session, col, select
 
 from services.kit.config import MemorySettings
-from services.kit.database import SliceDatabase
+from services.kit.database import SliceDatabase, page
 from services.kit.errors import BadRequest, NotFound, PayloadTooLarge, SliceError
 from services.kit.outbox import add_event
 from services.memory.models import ConsolidationCursor, ConsolidationRun, Memory
@@ -273,14 +273,9 @@ def list_memories(
         where.append(col(Memory.subject) == subject)
     if tag is not None:
         where.append(func.json_extract(Memory.tags, "$").like(f'%"{tag.lower()}"%'))
-    total = session.exec(select(func.count()).select_from(Memory).where(*where)).one()
-    rows = session.exec(
-        select(Memory)
-        .where(*where)
-        .order_by(col(Memory.updated_at).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    rows, total = page(
+        session, Memory, where, col(Memory.updated_at).desc(), limit=limit, offset=offset
+    )
     return [_public(r) for r in rows], total
 
 
@@ -527,12 +522,12 @@ def list_runs(
     session: Session, *, session_id: str | None, limit: int, offset: int
 ) -> tuple[list[ConsolidationPublic], int]:
     where = [] if session_id is None else [col(ConsolidationRun.session_id) == session_id]
-    total = session.exec(select(func.count()).select_from(ConsolidationRun).where(*where)).one()
-    rows = session.exec(
-        select(ConsolidationRun)
-        .where(*where)
-        .order_by(col(ConsolidationRun.id).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    rows, total = page(
+        session,
+        ConsolidationRun,
+        where,
+        col(ConsolidationRun.id).desc(),
+        limit=limit,
+        offset=offset,
+    )
     return [ConsolidationPublic.model_validate(r, from_attributes=True) for r in rows], total

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from services.kit.database import SliceDatabase
+from services.kit.database import SliceDatabase, page
 from services.kit.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from services.kit.outbox import add_event
 from services.session.models import AppendKey, ChatSession, Message
@@ -123,14 +123,14 @@ def list_sessions(
         where.append(col(ChatSession.owner) == owner)
     if channel is not None:
         where.append(col(ChatSession.channel) == channel)
-    total = session.exec(select(func.count()).select_from(ChatSession).where(*where)).one()
-    rows = session.exec(
-        select(ChatSession)
-        .where(*where)
-        .order_by(col(ChatSession.last_active_at).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    rows, total = page(
+        session,
+        ChatSession,
+        where,
+        col(ChatSession.last_active_at).desc(),
+        limit=limit,
+        offset=offset,
+    )
     return [_public(r) for r in rows], total
 
 

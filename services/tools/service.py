@@ -15,12 +15,11 @@ import structlog
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.kit.config import Settings
 from services.kit.context import request_id_var
-from services.kit.database import SliceDatabase
+from services.kit.database import SliceDatabase, page
 from services.kit.errors import Forbidden, NotFound, SliceError, Unprocessable
 from services.kit.group_commit import GroupCommitter
 from services.kit.metrics import LATENCY_BUCKETS
@@ -340,12 +339,7 @@ def list_executions(
         where.append(col(Execution.outcome) == outcome)
     if since is not None:
         where.append(col(Execution.created_at) >= since)
-    count = session.exec(select(func.count()).select_from(Execution).where(*where)).one()
-    rows = session.exec(
-        select(Execution)
-        .where(*where)
-        .order_by(col(Execution.id).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    rows, count = page(
+        session, Execution, where, col(Execution.id).desc(), limit=limit, offset=offset
+    )
     return [ExecutionPublic.model_validate(r, from_attributes=True) for r in rows], count
