@@ -20,6 +20,7 @@ from services.kit.config import MemorySettings
 from services.kit.database import SliceDatabase, page
 from services.kit.errors import BadRequest, NotFound, PayloadTooLarge, SliceError
 from services.kit.outbox import add_event
+from services.kit.text import STOPWORDS
 from services.memory.models import ConsolidationCursor, ConsolidationRun, Memory
 from services.memory.schemas import (
     ConsolidationPublic,
@@ -33,79 +34,6 @@ from services.providers.client import ProvidersClient
 from services.session.client import SessionClient
 
 log = structlog.get_logger("memory")
-STOPWORDS = frozenset(
-    (
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "about",
-        "any",
-        "all",
-        "am",
-        "just",
-        "also",
-        "tell",
-        "know",
-    )
-)
 WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -4,7 +4,6 @@ skills relevant to a request."""
 from __future__ import annotations
 
 import math
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlmodel import Session, col, delete, select
 from services.kit.config import Settings, SkillsSettings
 from services.kit.errors import NotFound
 from services.kit.outbox import add_event
+from services.kit.text import content_words
 from services.skills.archive import unpack
 from services.skills.loader import SKILL_FILE, LoadedSkill, SkillRejected, load_skill, resource_path
 from services.skills.models import SessionSkill, SkillError, SkillRecord, SkillVersion
@@ -31,33 +31,7 @@ from services.skills.schemas import SkillError as SkillErrorPublic
 
 log = structlog.get_logger("skills")
 SHIPPED = Path(__file__).resolve().parents[2] / "skills"
-WORD = re.compile(r"\w+", re.UNICODE)
-STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "do",
-        "for",
-        "from",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "please",
-    ]
-)
+MIN_SCORE = 2.0  # a trigger, a word of the name, or two words of the description
 
 
 def skill_folders(settings: Settings) -> list[Path]:
@@ -277,7 +251,7 @@ def set_enabled(session: Session, name: str, enabled: bool, session_id: str | No
 
 
 def _words(text: str) -> set[str]:
-    return {w.lower() for w in WORD.findall(text) if w.lower() not in STOP and len(w) > 1}
+    return content_words(text)
 
 
 def select_skills(
@@ -308,8 +282,8 @@ def select_skills(
         name_hits = asked_words & _words(row.name.replace("-", " "))
         text_hits = asked_words & _words(" ".join([row.description, *meta.get("tags", [])]))
         score = 3.0 * len(triggers) + 2.0 * len(name_hits) + len(text_hits - name_hits)
-        if score <= 0:
-            continue
+        if score < MIN_SCORE:
+            continue  # one shared word is chance, not relevance
         enabled = switches.get(row.name, row.enabled)
         if not enabled:
             where = "for this session" if row.name in switches else "globally"

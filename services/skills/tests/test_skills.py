@@ -84,6 +84,9 @@ def test_selection_by_triggers_and_words_with_reasons(skills_env: SkillsEnv) -> 
     assert tight["selected"] == [] and tight["skipped"][0]["reason"] == "over the token budget"
     nothing = c.post("/v1/skills/select", json={"text": "hello there"}).json()
     assert nothing == {"selected": [], "skipped": []}
+    # a single common word is chance, not relevance
+    weather = c.post("/v1/skills/select", json={"text": "What is the weather in Paris?"}).json()
+    assert weather["selected"] == []
 
 
 def test_upload_installs_and_replaces(skills_env: SkillsEnv) -> None:
