@@ -84,3 +84,12 @@ def slice_send(service: str, method: str, path: str, body: Any = None) -> Any:
     result = api().call(method, f"/v1/admin/{service}/{path}", body=body)
     st.cache_data.clear()
     return result
+
+
+def read(service: str, path: str, **params: Any) -> Any:
+    """``slice_get`` for a page: on failure the page shows the error and stops there."""
+    try:
+        return slice_get(service, path, **params)
+    except DashboardError as exc:
+        st.error(str(exc))
+        st.stop()

@@ -70,6 +70,7 @@ class NatsBus:
         self.nc: Any = None
         self.js: Any = None
         self._subs: dict[tuple[str, str], Any] = {}
+        self._ack_wait: dict[tuple[str, str], float] = {}  # per subscription, for answers
         self._leased: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
         self._advisories: Any = None
 
@@ -154,7 +155,7 @@ class NatsBus:
                     delivered=c.delivered.consumer_seq if c.delivered else 0,
                     acked=c.ack_floor.consumer_seq if c.ack_floor else 0,
                     redelivered=c.num_redelivered or 0,
-                    dead_lettered=0,
+                    dead_lettered=None,  # JetStream keeps no such count
                 )
             )
         cfg = info.config
@@ -169,7 +170,7 @@ class NatsBus:
             depth=info.state.messages,
             bytes=info.state.bytes,
             published=info.state.last_seq,
-            dropped=0,
+            dropped=None,  # JetStream does not count what discard=old removed
             created_at=datetime.fromisoformat(meta["created_at"]),
             groups=groups,
         )
@@ -236,7 +237,12 @@ class NatsBus:
                     max_deliver=meta["max_deliveries"],
                 ),
             )
+            self._ack_wait[key] = meta["visibility_timeout_s"]
         return self._subs[key]
+
+    def visibility_timeout_s(self, name: str, group: str) -> float:
+        """The lease of the group's pulls (known once it has pulled)."""
+        return self._ack_wait.get((name, group), self.settings.default_visibility_timeout_s)
 
     async def pull(self, name: str, group: str, most: int, wait_s: float) -> list[Delivery]:
         sub = await self._sub(name, group)

@@ -114,10 +114,8 @@ async def pull(
     if bus.nats is not None:
         wait = min(body.wait_s, cfg.max_wait_s)
         got = await bus.nats.pull(name, group, most, wait)
-        described = await bus.nats.describe(name)
-        return PullResult(
-            topic=name, group=group, data=got, visibility_timeout_s=described.visibility_timeout_s
-        )
+        timeout = bus.nats.visibility_timeout_s(name, group)
+        return PullResult(topic=name, group=group, data=got, visibility_timeout_s=timeout)
     deadline = time.monotonic() + min(body.wait_s, cfg.max_wait_s)
     while True:
         data = await ctx.db.run(
@@ -127,10 +125,8 @@ async def pull(
         if data or left <= 0:
             break
         await bus.signals.wait(name, min(left, 1.0))  # re-check leases at least each second
-    topic = await ctx.db.run(lambda s: service.get_topic(s, name), write=False)
-    return PullResult(
-        topic=name, group=group, data=data, visibility_timeout_s=topic.visibility_timeout_s
-    )
+    timeout = await ctx.db.run(lambda s: service.visibility_timeout_s(s, name), write=False)
+    return PullResult(topic=name, group=group, data=data, visibility_timeout_s=timeout)
 
 
 @router.post("/{name}/groups/{group}/ack", responses=error_responses(NotFound))

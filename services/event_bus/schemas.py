@@ -37,7 +37,7 @@ class TopicPublic(BaseModel):
     depth: int
     bytes: int
     published: int
-    dropped: int
+    dropped: int | None = Field(description="Dropped by a lossy topic; None: not tracked")
     created_at: datetime
     groups: list[GroupPublic] = Field(default_factory=list)
 
@@ -51,7 +51,7 @@ class GroupPublic(BaseModel):
     delivered: int
     acked: int
     redelivered: int
-    dead_lettered: int
+    dead_lettered: int | None = Field(description="None: not tracked by this backend")
 
 
 class TopicsPublic(BaseModel):

@@ -441,7 +441,6 @@ def sweep(session: Session, settings: EventBusSettings) -> dict[str, int]:
 
 
 def describe(session: Session, topic: Topic) -> TopicPublic:
-    last = session.exec(select(func.max(Event.seq)).where(Event.topic == topic.name)).one() or 0
     groups = []
     for g in session.exec(select(Group).where(Group.topic == topic.name)).all():
         inflight = session.exec(
@@ -467,8 +466,14 @@ def describe(session: Session, topic: Topic) -> TopicPublic:
                 dead_lettered=g.dead_lettered,
             )
         )
-    del last
     return TopicPublic(**topic.model_dump(), groups=groups)
+
+
+def visibility_timeout_s(session: Session, name: str) -> float:
+    topic = session.get(Topic, name)
+    if topic is None:
+        raise NotFound(f"topic {name!r} not found")
+    return topic.visibility_timeout_s
 
 
 def list_topics(session: Session) -> list[TopicPublic]:

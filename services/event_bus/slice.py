@@ -50,14 +50,14 @@ class BusCollector(Collector):
             nbytes.add_metric([t.name], t.bytes)
             cap.add_metric([t.name], t.max_messages)
             published.add_metric([t.name], t.published)
-            dropped.add_metric([t.name], t.dropped)
+            dropped.add_metric([t.name], t.dropped or 0)  # SQLite always counts
             for g in t.groups:
                 key = [t.name, g.name]
                 lag.add_metric(key, g.lag)
                 delivered.add_metric(key, g.delivered)
                 acked.add_metric(key, g.acked)
                 redelivered.add_metric(key, g.redelivered)
-                dead.add_metric(key, g.dead_lettered)
+                dead.add_metric(key, g.dead_lettered or 0)
         yield from (
             depth,
             nbytes,

@@ -17,7 +17,7 @@ from services.kit.errors import NotFound
 from services.kit.outbox import add_event
 from services.kit.text import content_words
 from services.skills.archive import unpack
-from services.skills.loader import SKILL_FILE, LoadedSkill, SkillRejected, load_skill, resource_path
+from services.skills.loader import LoadedSkill, SkillRejected, load_skill, resource_path
 from services.skills.models import SessionSkill, SkillError, SkillRecord, SkillVersion
 from services.skills.schemas import (
     ReloadResult,
@@ -328,6 +328,3 @@ def select_skills(
                 )
             )
     return SelectResult(selected=selected, skipped=skipped)
-
-
-__all__ = ["SKILL_FILE"]

@@ -9,11 +9,7 @@ session = st.text_input("Session id (empty: all sessions)")
 params: dict[str, int | str] = {"limit": 200}
 if session.strip():
     params["session_id"] = session.strip()
-try:
-    turns = data.slice_get("agent_core", "turns", **params)
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+turns = data.read("agent_core", "turns", **params)
 st.metric("Turns", turns["count"])
 if not turns["data"]:
     st.info("No turns yet: chat through master_core's /v1/chat.")

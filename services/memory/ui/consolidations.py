@@ -5,11 +5,7 @@ import streamlit as st
 from dashboard import data
 
 st.title("Consolidation runs")
-try:
-    runs = data.slice_get("memory", "consolidations", limit=100)
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+runs = data.read("memory", "consolidations", limit=100)
 st.metric("Runs", runs["count"])
 if not runs["data"]:
     st.info("No consolidation has run yet (they run on a schedule and on demand).")

@@ -5,11 +5,7 @@ import streamlit as st
 from dashboard import data
 
 st.title("Budgets")
-try:
-    budgets = data.slice_get("providers", "budgets")
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+budgets = data.read("providers", "budgets")
 if budgets["data"]:
     st.dataframe(
         [

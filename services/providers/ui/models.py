@@ -5,11 +5,7 @@ import streamlit as st
 from dashboard import data
 
 st.title("Models and prices")
-try:
-    models = data.slice_get("providers", "models")
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+models = data.read("providers", "models")
 st.caption(
     f"{len(models['data'])} models, from the {models['source']} catalog, updated "
     f"{models['updated_at']}"

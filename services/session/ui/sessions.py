@@ -9,11 +9,7 @@ channel = st.text_input("Channel (empty: all)")
 params: dict[str, int | str] = {"limit": 200}
 if channel.strip():
     params["channel"] = channel.strip()
-try:
-    sessions = data.slice_get("session", "sessions", **params)
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+sessions = data.read("session", "sessions", **params)
 st.metric("Sessions", sessions["count"])
 if not sessions["data"]:
     st.info("No sessions yet.")

@@ -5,11 +5,7 @@ import streamlit as st
 from dashboard import data
 
 st.title("Skills")
-try:
-    skills = data.slice_get("skills", "skills")
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+skills = data.read("skills", "skills")
 a, b = st.columns(2)
 a.metric("Loaded", skills["count"])
 b.metric("Refused", len(skills["errors"]))

@@ -13,11 +13,7 @@ params: dict[str, int | str] = {"limit": 200}
 for key, value in (("tool", tool), ("outcome", outcome), ("session_id", session)):
     if value.strip():
         params[key] = value.strip()
-try:
-    log = data.slice_get("tools", "executions", **params)
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+log = data.read("tools", "executions", **params)
 st.metric("Matching calls", log["count"])
 if log["data"]:
     refused = sum(1 for e in log["data"] if e["outcome"] != "ok")
