@@ -107,6 +107,26 @@ class ToolsSettings(ServiceSettings):
     sandbox: Literal["auto", "bubblewrap", "none"] = Field(
         "auto", description="auto: bubblewrap when it works here, else none"
     )
+    exec_unsandboxed: bool = Field(
+        False,
+        description="Let exec run without a sandbox (argument policies, unprivileged user and "
+        "resource limits only); off: exec is unavailable when bubblewrap is not usable",
+    )
+    exec_user: str = Field(
+        "nobody", min_length=1, description="The user exec runs programs as when the service is root"
+    )
+    exec_cpu_s: int = Field(30, gt=0, le=3_600, description="CPU seconds one exec'd program gets")
+    exec_memory_mb: int = Field(
+        1_024, gt=0, description="Address space of one exec'd program, in MiB"
+    )
+    exec_file_mb: int = Field(16, gt=0, description="Largest file an exec'd program may write")
+    exec_processes: int = Field(
+        64, gt=0, description="Processes an exec'd program's user may have (unsandboxed)"
+    )
+    exec_open_files: int = Field(256, gt=0, description="Open files of an exec'd program")
+    exec_max_argv_bytes: int = Field(
+        65_536, gt=0, le=1 << 20, description="Total size of exec's argv"
+    )
     web_fetch_allow_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts or IPs web_fetch may reach even when private or loopback",

@@ -251,7 +251,7 @@ def _grep(
 async def exec_program(call: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     timeout = min(args.get("timeout_s", call.timeout_s), call.timeout_s)
     result = await call.runner.run(
-        args["argv"], workspace=call.workspace.root, timeout_s=timeout, output_cap=call.output_cap
+        args["argv"], workspace=call.workspace, timeout_s=timeout, output_cap=call.output_cap
     )
     return result
 

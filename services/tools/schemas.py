@@ -18,7 +18,11 @@ class ToolPublic(BaseModel):
     version: str
     permission: str
     source: str
-    enabled: bool
+    enabled: bool = Field(description="Switched on by the operator")
+    available: bool = Field(
+        True, description="This service can run it (exec needs a sandbox, or exec_unsandboxed)"
+    )
+    unavailable_reason: str | None = Field(None, description="Why it is not available")
     timeout_s: float
     output_cap_bytes: int
     updated_at: datetime
@@ -39,7 +43,7 @@ class ToolsPublic(BaseModel):
     data: list[ToolPublic] = Field(description="The registry: every tool, enabled or not")
     count: int
     tools: list[OpenAITool] = Field(
-        description="The enabled tools as chat completions' tools list, for the agent"
+        description="The enabled, available tools as chat completions' tools list, for the agent"
     )
 
 

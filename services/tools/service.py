@@ -111,7 +111,7 @@ class ToolService:
         self.settings, self.db = settings, db
         roots = dict(t.workspaces) or {"default": settings.data_dir / "workspace"}
         self.workspaces = {name: Workspace(Path(path)) for name, path in roots.items()}
-        self.runner = runner or Runner(allow=t.exec_allow, path=t.exec_path, sandbox=t.sandbox)
+        self.runner = runner or Runner(t)
         self.fetcher = fetcher or WebFetcher(
             allow_hosts=t.web_fetch_allow_hosts, max_redirects=t.web_fetch_max_redirects
         )
@@ -120,6 +120,10 @@ class ToolService:
         # concurrent calls share a transaction (and an fsync) for their log rows
         self.log_writer: GroupCommitter[Execution, int] = GroupCommitter(db, _write_executions)
         self.live: dict[str, _Live] = {}
+        # tools this process cannot offer, whatever the registry says, and why
+        self.unavailable: dict[str, str] = {}
+        if self.runner.unavailable_reason is not None:
+            self.unavailable["exec"] = self.runner.unavailable_reason
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -166,7 +170,13 @@ class ToolService:
 
     def list_tools(self, session: Session) -> list[ToolPublic]:
         rows = session.exec(select(ToolRecord).order_by(col(ToolRecord.name))).all()
-        return [ToolPublic.model_validate(r, from_attributes=True) for r in rows]
+        return [self._public(r) for r in rows]
+
+    def _public(self, row: ToolRecord) -> ToolPublic:
+        reason = self.unavailable.get(row.name)
+        return ToolPublic.model_validate(
+            {**row.model_dump(), "available": reason is None, "unavailable_reason": reason}
+        )
 
     def openai_tools(self) -> list[OpenAITool]:
         return [
@@ -176,7 +186,7 @@ class ToolService:
                 )
             )
             for name, t in sorted(self.live.items())
-            if t.enabled
+            if t.enabled and name not in self.unavailable
         ]
 
     def update_tool(self, session: Session, name: str, data: ToolUpdate) -> ToolPublic:
@@ -189,7 +199,7 @@ class ToolService:
         session.add(row)
         session.commit()
         self.reload(session)
-        return ToolPublic.model_validate(row, from_attributes=True)
+        return self._public(row)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -204,6 +214,8 @@ class ToolService:
         try:
             if not tool.enabled:
                 raise Forbidden(f"tool {name!r} is disabled")
+            if name in self.unavailable:
+                raise Forbidden(self.unavailable[name], code="tool_unavailable")
             workspace = self.workspaces.get(req.workspace)
             if workspace is None:
                 raise NotFound(f"workspace {req.workspace!r} is not configured")

@@ -49,7 +49,10 @@ class ToolsSlice(AtomicSlice):
 
         return {
             "exec_sandbox": svc.runner.mode,
-            "exec_programs": sorted(svc.runner.programs),
+            "exec_available": svc.runner.available,
+            "exec_unavailable_reason": svc.runner.unavailable_reason,
+            "exec_user": svc.runner.user[0] if svc.runner.user else None,
+            "exec_programs": svc.runner.usable_programs(),
             "workspaces": {name: str(ws.root) for name, ws in svc.workspaces.items()},
             "tools_enabled": sorted(n for n, t in svc.live.items() if t.enabled),
             "executions": await self.context.db.run(counts, write=False),

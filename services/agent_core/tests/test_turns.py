@@ -62,6 +62,7 @@ def start_trio(
             "port": ports["tools"],
             "workspaces": {"default": str(workspace)},
             "exec_allow": ["wc", "cat", "ls", "echo"],
+            "exec_unsandboxed": True,  # exec is tested in either mode
             **(tools or {}),
         },
     )

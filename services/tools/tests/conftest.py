@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
+from services.tools.sandbox import NO_BWRAP_ENV, bubblewrap_works
 from services.tools.slice import create_slice
 from services.tools.web import Fetched
 
@@ -57,19 +61,24 @@ class ToolsEnv:
         return self.client.post(f"/v1/tools/{tool}/call", json={"arguments": arguments})
 
 
-@pytest.fixture
-def tools_env(tmp_path: Path) -> Iterator[ToolsEnv]:
+EXEC_ALLOW = ["echo", "wc", "cat", "ls", "sh", "sleep", "head", "tail", "sort", "grep"]
+
+
+@contextlib.contextmanager
+def start_tools_env(tmp_path: Path, **tools: Any) -> Iterator[ToolsEnv]:
+    """A tools slice on a real port; ``tools`` overrides its settings."""
     workspace = tmp_path / "ws"
     outside = tmp_path / "ws-evil"  # a sibling sharing the workspace's prefix
-    outside.mkdir()
+    outside.mkdir(exist_ok=True)
     (outside / "secret.txt").write_text(SECRET)
     (tmp_path / "secret.txt").write_text(SECRET)
     settings = settings_for_tests(
         tmp_path,
         tools={
             "workspaces": {"default": str(workspace)},
-            "exec_allow": ["echo", "wc", "cat", "ls", "sh", "sleep", "head"],
+            "exec_allow": EXEC_ALLOW,
             "output_cap_bytes": 4096,
+            **tools,
         },
     )
     transport = RecordingTransport()
@@ -92,3 +101,31 @@ def tools_env(tmp_path: Path) -> Iterator[ToolsEnv]:
         httpx.Client(base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=30) as c,
     ):
         yield ToolsEnv(c, workspace.resolve(), outside, transport, resolver)
+
+
+def bubblewrap_usable() -> bool:
+    hidden = os.environ.get(NO_BWRAP_ENV, "") not in ("", "0")
+    return not hidden and bubblewrap_works(shutil.which("bwrap"))
+
+
+NO_SANDBOX = "bubblewrap is not installed or cannot run here (apt-get install bubblewrap)"
+
+
+@pytest.fixture
+def tools_env(tmp_path: Path) -> Iterator[ToolsEnv]:
+    """The default sandbox choice (auto), with exec allowed to run unsandboxed."""
+    with start_tools_env(tmp_path, exec_unsandboxed=True) as env:
+        yield env
+
+
+@pytest.fixture(params=["guard", "bubblewrap"])
+def exec_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ToolsEnv]:
+    """exec in each mode: the guard (no sandbox, exec_unsandboxed) and bubblewrap."""
+    if request.param == "bubblewrap":
+        if not bubblewrap_usable():
+            pytest.skip(NO_SANDBOX)
+        with start_tools_env(tmp_path, sandbox="bubblewrap") as env:
+            yield env
+    else:
+        with start_tools_env(tmp_path, sandbox="none", exec_unsandboxed=True) as env:
+            yield env

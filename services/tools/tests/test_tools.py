@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
-from services.tools.tests.conftest import SECRET, ToolsEnv
+from services.tools.tests.conftest import ToolsEnv
 from services.tools.web import Fetched
 
 
@@ -32,7 +31,7 @@ def test_registry_and_openai_definitions(tools_env: ToolsEnv) -> None:
     assert read["type"] == "function"
     assert read["function"]["parameters"]["required"] == ["path"]
     status = tools_env.client.get("/status").json()["details"]
-    assert status["exec_sandbox"] in ("bubblewrap", "none")
+    assert status["exec_sandbox"] in ("bubblewrap", "none") and status["exec_available"]
     assert "wc" in status["exec_programs"]
 
 
@@ -102,45 +101,6 @@ def test_arguments_are_validated_against_the_schema(
     assert error["message"].startswith(field + ":") and f"(rule: {rule})" in error["message"]
     log = tools_env.client.get("/v1/executions", params={"tool": tool}).json()["data"][0]
     assert log["outcome"] == "invalid_arguments"
-
-
-def test_exec_runs_allowed_programs_only(tools_env: ToolsEnv) -> None:
-    ok(tools_env.call("write_file", path="words.txt", content="a b c\nd e\n"))
-    r = ok(tools_env.call("exec", argv=["wc", "-w", "words.txt"]))
-    assert r["exit_code"] == 0 and r["stdout"].split()[0] == "5" and not r["timed_out"]
-    refused = tools_env.call("exec", argv=["rm", "-rf", "."])
-    assert refused.status_code == 403 and "not allowed" in refused.json()["error"]["message"]
-    by_path = tools_env.call("exec", argv=["/bin/echo", "hi"])
-    assert by_path.status_code == 403
-    # no shell: metacharacters are plain arguments
-    echoed = ok(tools_env.call("exec", argv=["echo", "$(id)", ";", "ls"]))
-    assert echoed["stdout"] == "$(id) ; ls\n"
-
-
-def test_exec_cannot_read_outside_the_workspace(tools_env: ToolsEnv) -> None:
-    r = tools_env.call("exec", argv=["cat", str(tools_env.outside / "secret.txt")])
-    assert SECRET not in r.text
-    mode = tools_env.client.get("/status").json()["details"]["exec_sandbox"]
-    if mode == "bubblewrap":
-        assert r.status_code == 200 and r.json()["result"]["exit_code"] != 0
-    else:
-        assert r.status_code == 400
-
-
-def test_exec_timeout_kills_the_process_group_and_output_is_capped(tools_env: ToolsEnv) -> None:
-    started = time.monotonic()
-    r = ok(tools_env.call("exec", argv=["sh", "-c", "sleep 30 & sleep 30"], timeout_s=0.5))
-    assert r["timed_out"] and r["exit_code"] is None
-    assert time.monotonic() - started < 5
-    loud = ok(tools_env.call("exec", argv=["head", "-c", "100000", "/dev/zero"]))
-    assert loud["truncated"] and "output truncated" in loud["stdout"]
-
-
-def test_exec_environment_is_scrubbed(tools_env: ToolsEnv, monkeypatch) -> None:
-    r = ok(tools_env.call("exec", argv=["sh", "-c", "env"]))
-    names = {line.split("=", 1)[0] for line in r["stdout"].splitlines() if "=" in line}
-    assert "REFACTORBOT_INTERNAL_TOKEN" not in names and "OPENROUTER_API_KEY" not in names
-    assert names <= {"PATH", "HOME", "LANG", "LC_ALL", "PWD", "SHLVL", "_", "OLDPWD"}
 
 
 @pytest.mark.parametrize(
