@@ -113,7 +113,7 @@ class ToolsSettings(ServiceSettings):
         "resource limits only); off: exec is unavailable when bubblewrap is not usable",
     )
     exec_user: str = Field(
-        "nobody", min_length=1, description="The user exec runs programs as when the service is root"
+        "nobody", min_length=1, description="Whom exec runs programs as when the service is root"
     )
     exec_cpu_s: int = Field(30, gt=0, le=3_600, description="CPU seconds one exec'd program gets")
     exec_memory_mb: int = Field(

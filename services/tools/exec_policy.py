@@ -104,12 +104,22 @@ POLICIES: dict[str, ArgPolicy] = {
         | _set("--fixed-strings", "--basic-regexp", "--perl-regexp", "--text", "--null-data")
         | _set("--null", "--byte-offset"),
         valued={
-            "-e": "text", "--regexp": "text", "-f": "path", "--file": "path",
-            "-m": "number", "--max-count": "number", "-A": "number", "-B": "number",
-            "-C": "number", "--after-context": "number", "--before-context": "number",
-            "--context": "number", "--include": "text", "--exclude": "text",
+            "-e": "text",
+            "--regexp": "text",
+            "-f": "path",
+            "--file": "path",
+            "-m": "number",
+            "--max-count": "number",
+            "-A": "number",
+            "-B": "number",
+            "-C": "number",
+            "--after-context": "number",
+            "--before-context": "number",
+            "--context": "number",
+            "--include": "text",
+            "--exclude": "text",
             "--exclude-dir": "text",
-        },  # fmt: skip
+        },
         pattern_first_unless=_set("-e", "--regexp", "-f", "--file"),
     ),
     "ls": ArgPolicy(

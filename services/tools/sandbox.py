@@ -31,14 +31,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 import structlog
 
 from services.kit.config import ToolsSettings
 from services.tools.exec_policy import POLICIES, check_arguments
-from services.tools.workspace import PathRefused, ToolFailure, TooLarge, Workspace
+from services.tools.workspace import PathRefused, TooLarge, ToolFailure, Workspace
 
 log = structlog.get_logger("tools.sandbox")
 Mode = Literal["bubblewrap", "none"]
@@ -118,7 +118,8 @@ class Runner:
             raise RuntimeError("tools.sandbox is bubblewrap, but bwrap is missing or cannot run")
         self.mode: Mode = "bubblewrap" if works else "none"
         self.bwrap = bwrap
-        self.user = self._unprivileged_user() if self.mode == "none" else None
+        unsandboxed = self.mode == "none" and settings.exec_unsandboxed
+        self.user = self._unprivileged_user() if unsandboxed else None
         self.unavailable_reason: str | None = None
         if self.mode == "none" and not settings.exec_unsandboxed:
             why = "bubblewrap is not installed" if bwrap is None else "bubblewrap cannot run here"

@@ -82,6 +82,8 @@ def test_tools_pages_toggle_and_log(dash_env: RunningFleet) -> None:
         t.post("/v1/tools/list_dir/call", json={"arguments": {"path": "."}})
     page = run(TOOLS_UI / "tools.py")
     assert page.metric[1].value in ("bubblewrap", "none")
+    if page.metric[1].value == "none":  # the fleet's default: no exec without a sandbox
+        assert any("exec is unavailable" in i.value for i in page.info)
     page.selectbox[0].select("web_fetch")
     page.checkbox[0].uncheck()
     page.button[0].click()

@@ -134,7 +134,9 @@ def test_guard_limits_reach_the_program(tmp_path: Path, monkeypatch: pytest.Monk
     from services.tools import exec_policy
 
     monkeypatch.setitem(
-        exec_policy.POLICIES, "python3", exec_policy.ArgPolicy(flags=frozenset(), operands="text", parse_options=False)
+        exec_policy.POLICIES,
+        "python3",
+        exec_policy.ArgPolicy(flags=frozenset(), operands="text", parse_options=False),
     )
     code = (
         "import resource as r;"
@@ -161,7 +163,9 @@ def test_exec_is_unavailable_without_a_sandbox_by_default(tmp_path: Path) -> Non
         assert listed["exec"]["available"] is False and listed["exec"]["enabled"] is True
         assert "bubblewrap" in listed["exec"]["unavailable_reason"]
         assert listed["read_file"]["available"] is True
-        offered = {t["function"]["name"] for t in env.client.get("/v1/tools/openai").json()["tools"]}
+        offered = {
+            t["function"]["name"] for t in env.client.get("/v1/tools/openai").json()["tools"]
+        }
         assert "exec" not in offered and "read_file" in offered
         r = env.call("exec", argv=["echo", "hi"])
         assert r.status_code == 403 and r.json()["error"]["code"] == "tool_unavailable"

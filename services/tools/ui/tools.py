@@ -16,10 +16,14 @@ left, mid, right = st.columns(3)
 left.metric("Enabled", f"{sum(t['enabled'] for t in tools)} / {len(tools)}")
 mid.metric("exec sandbox", details.get("exec_sandbox", "?"))
 right.metric("Calls logged", details.get("executions", 0))
-if details.get("exec_sandbox") == "none":
+if details.get("exec_available") is False:
+    st.info(details.get("exec_unavailable_reason") or "exec is unavailable")
+elif details.get("exec_sandbox") == "none":
     st.warning(
-        "exec runs without a sandbox here: install bubblewrap (apt-get install bubblewrap) "
-        "to confine programs to the workspace."
+        "exec runs WITHOUT a sandbox here (tools.exec_unsandboxed is on): programs run as "
+        f"{details.get('exec_user') or 'the service user'} under argument policies and "
+        "resource limits only. Install bubblewrap (apt-get install bubblewrap) to confine "
+        "them to the workspace."
     )
 st.caption(f"Programs exec may run: {', '.join(details.get('exec_programs', [])) or 'none'}")
 st.dataframe(
@@ -27,6 +31,8 @@ st.dataframe(
         {
             "tool": t["name"],
             "enabled": t["enabled"],
+            "available": t.get("available", True),
+            "why unavailable": t.get("unavailable_reason") or "",
             "permission": t["permission"],
             "timeout s": t["timeout_s"],
             "output cap bytes": t["output_cap_bytes"],
