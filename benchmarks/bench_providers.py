@@ -101,7 +101,11 @@ def run() -> str:
         "REFACTORBOT_PROVIDERS__PORT": str(prov_port),
     }
     procs = [
-        start([sys.executable, "-m", "openrouter_gateway.simulator"], env, tmp / "sim.log"),
+        start(
+            [sys.executable, "-m", "openrouter_gateway.simulator", "--port", str(sim_port)],
+            env,
+            tmp / "sim.log",
+        ),
         start([sys.executable, "-m", "services.providers"], env, tmp / "providers.log"),
         # the same slice with the write-behind ledger, its own data folder
         start(

@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_SCENARIO_BYTES = 256 * 1024
@@ -39,6 +40,14 @@ MAX_SCENARIO_BYTES = 256 * 1024
 
 class ScenarioError(ValueError):
     """A scenario file or fault header that cannot be used, with the reason."""
+
+
+def _compiled(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return pattern
 
 
 class _Strict(BaseModel):
@@ -75,8 +84,43 @@ class UsageSpec(_Strict):
     reasoning_tokens: int = Field(0, ge=0)
 
 
+class Extract(_Strict):
+    """Answer with JSON built from the conversation: the last user message's lines written
+    by ``role`` (``role: text``), split into sentences, those matching ``pattern`` listed
+    under ``key`` as ``{"text": sentence, **item}``. Lets a scenario stand in for an
+    extraction prompt (e.g. memory consolidation) offline."""
+
+    key: str = Field(min_length=1, max_length=64, description="The JSON key of the list")
+    role: str = Field("user", max_length=32, description="Whose lines are read")
+    pattern: str = Field(max_length=500, description="Regex a sentence must match")
+    min_chars: int = Field(1, ge=0, le=10_000)
+    max_chars: int = Field(300, ge=1, le=10_000)
+    most: int = Field(20, ge=0, le=1_000, description="At most this many items")
+    item: dict[str, Any] = Field(default_factory=dict, description="Fields of every item")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        return _compiled(value)
+
+    def answer(self, last_user: str) -> dict[str, Any]:
+        """The JSON object for ``last_user``."""
+        wanted = re.compile(self.pattern)
+        found: list[dict[str, Any]] = []
+        for line in last_user.splitlines():
+            who, _, said = line.partition(": ")
+            if who.strip().lower() != self.role.lower():
+                continue
+            for sentence in re.split(r"(?<=[.!?])\s+", said):
+                sentence = sentence.strip()
+                if self.min_chars <= len(sentence) <= self.max_chars and wanted.search(sentence):
+                    found.append({"text": sentence, **self.item})
+        return {self.key: found[: self.most]}
+
+
 class Turn(_Strict):
     content: str | None = Field(None, max_length=100_000)
+    extract: Extract | None = Field(None, description="Answer with JSON extracted from the input")
     tool_calls: list[ToolCallSpec] = Field(default_factory=list, max_length=64)
     finish_reason: str | None = Field(None, max_length=32)
     usage: UsageSpec | None = None
@@ -96,12 +140,7 @@ class Scenario(_Strict):
     @field_validator("match")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
+        return None if value is None else _compiled(value)
 
     def turn_for(self, assistant_turns: int) -> Turn | None:
         """The scripted turn after ``assistant_turns`` answers, or None to echo."""
@@ -110,14 +149,26 @@ class Scenario(_Strict):
         return self.turns[-1] if self.after_last == "repeat" else None
 
 
-def parse_scenario(text: str, *, source: str) -> Scenario:
-    """A scenario from YAML or JSON text (safe loader, size and alias limits)."""
-    from services.kit.safe_yaml import UnsafeYamlError, load_yaml_text
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses anchors and aliases (no expansion attacks)."""
 
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ScenarioError("anchors and aliases are not allowed")
+        return super().compose_node(parent, index)
+
+
+def parse_scenario(text: str, *, source: str) -> Scenario:
+    """A scenario from YAML or JSON text (safe loader, size limit, no aliases)."""
+    if len(text.encode("utf-8", errors="surrogatepass")) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{source}: larger than {MAX_SCENARIO_BYTES} bytes")
     try:
-        data = load_yaml_text(text, source=source, max_bytes=MAX_SCENARIO_BYTES)
-    except UnsafeYamlError as exc:
-        raise ScenarioError(str(exc)) from exc
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except ScenarioError as exc:
+        raise ScenarioError(f"{source}: {exc}") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

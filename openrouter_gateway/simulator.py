@@ -16,13 +16,14 @@ What it reproduces:
   error chunk, a dropped connection (see :mod:`openrouter_gateway.scenario`).
 
 It is deterministic: the same request gets the same id and text. Without a scenario it
-echoes the last user message; in JSON mode (``response_format``) it answers with JSON
-(for RefactorBot's memory consolidation prompt: the user's first-person statements).
+echoes the last user message (in JSON mode, ``response_format``, as ``{"reply": ...}``);
+a scenario's ``extract`` turn answers an extraction prompt with JSON built from the input.
 Token counts are an estimate, not a real tokenizer:
 ceil(characters / 4) per message plus 4 tokens of overhead each.
 
-Run it with ``python -m openrouter_gateway.simulator`` (host, port and scenario folder from
-the config).
+Run it with ``python -m openrouter_gateway.simulator [--host H] [--port P] [--latency-ms MS]
+[--scenarios-dir DIR] [--default-scenario NAME]`` (RefactorBot's fleet runner passes its
+config's ``simulator`` section).
 """
 
 from __future__ import annotations
@@ -172,29 +173,10 @@ def _validate(body: Any, models: dict[str, Any]) -> tuple[str, JSONResponse | No
     return model or DEFAULT_MODEL, None
 
 
-FIRST_PERSON = re.compile(r"\b(i|i'm|i am|my|we|we've|we decided|our)\b", re.IGNORECASE)
-
-
-def _json_answer(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """JSON mode without a scenario. Asked for ``memories`` (RefactorBot's consolidation),
-    it lists the user's first-person statements, so memory works offline; otherwise it
-    echoes the last user message as ``{"reply": ...}``."""
-    system = " ".join(_content_text(m.get("content")) for m in messages if m["role"] == "system")
-    last_user = next(
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    return next(
         (_content_text(m.get("content")) for m in reversed(messages) if m["role"] == "user"), ""
     )
-    if '"memories"' not in system:
-        return {"reply": last_user[:500]}
-    found: list[dict[str, Any]] = []
-    for line in last_user.splitlines():
-        role, _, said = line.partition(": ")
-        if role.strip().lower() != "user":
-            continue
-        for sentence in re.split(r"(?<=[.!?])\s+", said):
-            sentence = sentence.strip()
-            if 12 <= len(sentence) <= 300 and FIRST_PERSON.search(sentence):
-                found.append({"text": sentence, "kind": "fact", "importance": 0.5, "tags": []})
-    return {"memories": found[:20]}
 
 
 def _answer(
@@ -216,22 +198,21 @@ def _answer(
             for i, spec in enumerate(turn.tool_calls)
         ]
         return turn.content, calls, turn.finish_reason or "tool_calls"
+    if turn is not None and turn.extract is not None:
+        answer = turn.extract.answer(_last_user_text(messages))
+        return json.dumps(answer), [], turn.finish_reason or "stop"
     if turn is not None and turn.content is not None:
         return turn.content, [], turn.finish_reason or "stop"
     if turn is not None and turn.tool_calls:
         names = ", ".join(s.name for s in turn.tool_calls)
         return f"[simulated {model}] I would call {names}, but no tools were offered.", [], "stop"
     if json_mode:
-        return json.dumps(_json_answer(messages)), [], "stop"
+        return json.dumps({"reply": _last_user_text(messages)[:500]}), [], "stop"
     last = messages[-1]
     if last.get("role") == "tool":
         said = f"The tool answered: {_content_text(last.get('content'))[:200]}"
     else:
-        last_user = next(
-            (_content_text(m.get("content")) for m in reversed(messages) if m["role"] == "user"),
-            "",
-        )
-        said = f"You said: {last_user[:200]}"
+        said = f"You said: {_last_user_text(messages)[:200]}"
     remark = REMARKS[int(digest[:8], 16) % len(REMARKS)]
     return f"[simulated {model}] {said} {remark}", [], "stop"
 
@@ -537,30 +518,37 @@ class _DroppedResponse(Response):
         raise SimulatedDrop("simulated dropped connection")
 
 
-def main() -> None:
-    """Serve the simulator on the configured host and port."""
+def main(argv: list[str] | None = None) -> None:
+    """Serve the simulator on the host and port given on the command line."""
+    import argparse
+
     import uvicorn
 
-    from services.kit.config import ConfigError, load_settings
-
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"openrouter simulator: {exc}", file=sys.stderr)
-        sys.exit(2)
-    cfg = settings.simulator
+    parser = argparse.ArgumentParser(
+        prog="python -m openrouter_gateway.simulator", description="A local OpenRouter stand-in"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8199)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before answers")
+    parser.add_argument("--scenarios-dir", type=Path, help="scenario files added to the shipped")
+    parser.add_argument("--default-scenario", help="for requests no scenario matched")
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536 or args.latency_ms < 0:
+        parser.error("--port must be 1-65535 and --latency-ms at least 0")
     try:
         app = create_simulator_app(
-            cfg.latency_ms, scenarios_dir=cfg.scenarios_dir, default_scenario=cfg.default_scenario
+            args.latency_ms,
+            scenarios_dir=args.scenarios_dir,
+            default_scenario=args.default_scenario,
         )
     except ScenarioError as exc:
         print(f"openrouter simulator: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(f"OpenRouter simulator on http://{cfg.host}:{cfg.port}/api/v1", file=sys.stderr)
+    print(f"OpenRouter simulator on http://{args.host}:{args.port}/api/v1", file=sys.stderr)
     uvicorn.run(
         app,
-        host=cfg.host,
-        port=cfg.port,
+        host=args.host,
+        port=args.port,
         log_level="warning",
         access_log=False,
         loop="uvloop",

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from refactorbot.credentials import ADMIN_KEY_FILE
-from services.kit.config import Settings
+from services.kit.config import Settings, SimulatorSettings
 from services.kit.manifest import SERVICE_NAMES
 
 STABLE_AFTER_S = 30.0  # a process up this long gets its restart backoff reset
@@ -68,6 +68,16 @@ class _Child:
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+def simulator_args(sim: SimulatorSettings) -> list[str]:
+    """The simulator's command line from the config's ``simulator`` section."""
+    args = ["--host", sim.host, "--port", str(sim.port), "--latency-ms", str(sim.latency_ms)]
+    if sim.scenarios_dir is not None:
+        args += ["--scenarios-dir", str(sim.scenarios_dir)]
+    if sim.default_scenario is not None:
+        args += ["--default-scenario", sim.default_scenario]
+    return args
+
+
 def default_specs(settings: Settings) -> list[ProcessSpec]:
     """The simulator (only without an OpenRouter key), then every service in start order."""
     specs = []
@@ -76,7 +86,7 @@ def default_specs(settings: Settings) -> list[ProcessSpec]:
         specs.append(
             ProcessSpec(
                 "openrouter_simulator",
-                [sys.executable, "-m", "openrouter_gateway.simulator"],
+                [sys.executable, "-m", "openrouter_gateway.simulator", *simulator_args(sim)],
                 f"http://{sim.host}:{sim.port}/health",
                 "openrouter_simulator.log",
             )

@@ -170,7 +170,9 @@ def test_sigkill_loses_no_acknowledged_memory(tmp_path: Path) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(store, n) for n in range(200)]
-        time.sleep(0.3)
+        deadline = time.monotonic() + 15  # kill mid-stream, once some writes are acknowledged
+        while len(acked) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         for f in futures:
