@@ -23,7 +23,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import structlog
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
 from master_core.models import ApiKey
@@ -35,6 +37,7 @@ KEY_PREFIX = "rb_"
 TOUCH_INTERVAL = timedelta(seconds=60)  # last_used_at is written at most this often
 CONFIG_ADMIN_NAME = "admin (from config)"
 log = structlog.get_logger("master_core.keys")
+_BY_HASH = select(ApiKey).where(col(ApiKey.key_hash) == bindparam("digest"))
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,12 @@ def sync_config_admin_key(*, session: Session, raw: str) -> Principal:
 
 def check_key(*, session: Session, raw: str, now: datetime | None = None) -> ApiKey:
     """The row of a live key; Unauthorized saying why otherwise. Only reads."""
-    now = now or utcnow()
     row = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(raw))).first()
+    return check_row(row, now or utcnow())
+
+
+def check_row(row: ApiKey | None, now: datetime) -> ApiKey:
+    """``row`` if it is a live key at ``now``; Unauthorized saying why otherwise."""
     if row is None:
         raise Unauthorized("invalid API key", headers={"WWW-Authenticate": "Bearer"})
     if row.revoked_at is not None:
@@ -227,13 +234,16 @@ class KeyVerifier:
     async def verify(self, raw: str) -> Principal:
         """The caller's principal; Unauthorized (invalid, revoked, expired) otherwise."""
         now = utcnow()
+        digest = hash_key(raw)
 
-        def read(session: Session) -> tuple[Principal, bool]:
-            row = check_key(session=session, raw=raw, now=now)
-            stale = row.last_used_at is None or now - as_utc(row.last_used_at) >= TOUCH_INTERVAL
-            return principal_of(row), stale
+        def read() -> ApiKey | None:  # a plain indexed read: no ORM unit of work per request
+            with self.db.engine.connect() as conn:
+                found = conn.execute(_BY_HASH, {"digest": digest}).mappings().first()
+            return None if found is None else ApiKey.model_construct(**found)
 
-        principal, stale = await self.db.run(read, write=False)
+        row = check_row(await anyio.to_thread.run_sync(read), now)
+        principal = principal_of(row)
+        stale = row.last_used_at is None or now - as_utc(row.last_used_at) >= TOUCH_INTERVAL
         if stale and principal.key_id not in self._touching:
             # Recorded beside the request, never in its way: the request may itself hold
             # the database's write lock (a route's unit of work) for as long as it runs.
