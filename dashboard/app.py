@@ -14,6 +14,7 @@ SESSION_UI = ROOT / "services" / "session" / "ui"
 MEMORY_UI = ROOT / "services" / "memory" / "ui"
 SKILLS_UI = ROOT / "services" / "skills" / "ui"
 BUS_UI = ROOT / "services" / "event_bus" / "ui"
+MASTER_UI = ROOT / "master_core" / "ui"
 
 st.set_page_config(page_title="RefactorBot", page_icon="🤖", layout="wide")
 navigation = st.navigation(
@@ -21,7 +22,8 @@ navigation = st.navigation(
         "Fleet": [
             st.Page(
                 str(ROOT / "dashboard" / "pages" / "overview.py"), title="Overview", default=True
-            )
+            ),
+            st.Page(str(MASTER_UI / "keys.py"), title="API keys"),
         ],
         "Agent": [
             st.Page(str(AGENT_UI / "turns.py"), title="Turns"),

@@ -93,3 +93,17 @@ def read(service: str, path: str, **params: Any) -> Any:
     except DashboardError as exc:
         st.error(str(exc))
         st.stop()
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def api_keys() -> list[dict[str, Any]]:
+    """Every API key master_core knows (never a secret), newest first."""
+    result: list[dict[str, Any]] = api().call("GET", "/v1/keys", params={"limit": 1000})["data"]
+    return result
+
+
+def change_key(method: str, path: str, body: Any = None) -> Any:
+    """Create, revoke or rotate a key through master_core; clears the cached reads."""
+    result = api().call(method, path, body=body)
+    st.cache_data.clear()
+    return result

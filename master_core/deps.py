@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from master_core.keys import KeyCache
+from master_core.keys import KeyVerifier
 from services.agent_core.client import AgentCoreClient
 from services.kit.slice_base import SliceContext
 from services.session.client import SessionClient
@@ -17,7 +17,7 @@ from services.session.client import SessionClient
 @dataclass
 class MasterDeps:
     ctx: SliceContext
-    keys: KeyCache
+    keys: KeyVerifier
     agent: AgentCoreClient
     sessions: SessionClient
     own_status: Callable[[], Awaitable[Any]]

@@ -22,3 +22,8 @@ class ApiKey(MasterBase, table=True):
     admin: bool = False
     created_at: datetime
     revoked_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, description="Refused from then on (UTC)")
+    last_used_at: datetime | None = Field(default=None, description="Updated at most once a minute")
+    rotated_at: datetime | None = Field(
+        default=None, description="When the secret was last replaced"
+    )

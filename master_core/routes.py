@@ -7,22 +7,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from master_core import service
+from master_core import keys, service
 from master_core.deps import MasterDep
-from master_core.keys import Principal, new_key, store_key
+from master_core.keys import Principal
 from master_core.schemas import (
     AgentCompletionRequest,
     ChatRequest,
     ChatResponse,
     FleetStatus,
+    FleetSummary,
     KeyCreate,
     KeyCreated,
+    KeyPublic,
+    KeysPublic,
 )
-from services.agent_core.schemas import SESSION_ID_PATTERN, HistoryMessage, TurnCreate
+from services.agent_core.schemas import SESSION_ID_PATTERN, TurnCreate
 from services.kit.app import DbSessionDep
 from services.kit.client import SliceClient
 from services.kit.errors import (
     BadRequest,
+    Conflict,
     DeadlineExceeded,
     Forbidden,
     NotFound,
@@ -54,10 +58,7 @@ async def authenticate(
             "send your API key as 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = await master.keys.verify(raw.strip())
-    if principal is None:
-        raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return principal
+    return await master.keys.verify(raw.strip())
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
@@ -87,7 +88,7 @@ async def create_chat(body: ChatRequest, master: MasterDep, principal: Principal
         session_id=body.session_id, message=body.message, api_key_id=principal.key_id
     )
     if body.stream:
-        events = await master.agent.open_turn_stream(request)
+        events = await service.open_turn_events(master.agent, request)
         return StreamingResponse(events, media_type="text/event-stream", headers=NO_BUFFER)
     turn = await master.agent.run_turn(request)
     return ChatResponse(
@@ -126,15 +127,10 @@ async def create_agent_completion(
         session_id=session_id,
         message=text,
         api_key_id=principal.key_id,
-        messages=None
-        if session_id
-        else [
-            HistoryMessage.model_validate(m.model_dump(exclude_none=True) | {"content": m.text()})
-            for m in history
-        ],
+        messages=None if session_id else [m.as_history() for m in history],
     )
     if body.stream:
-        events = await master.agent.open_turn_stream(request)
+        events = await service.open_turn_events(master.agent, request)
         return StreamingResponse(
             service.completion_chunks(events), media_type="text/event-stream", headers=NO_BUFFER
         )
@@ -240,22 +236,65 @@ async def delete_session(
     return await _session_call(master, principal, "DELETE", f"/{session_id}")
 
 
-@router.get("/fleet/status")
-async def read_fleet_status(master: MasterDep, _: PrincipalDep) -> FleetStatus:
-    """Every service's /status in one answer."""
+@router.get("/fleet/status", response_model=FleetStatus | FleetSummary)
+async def read_fleet_status(
+    master: MasterDep, principal: PrincipalDep
+) -> FleetStatus | FleetSummary:
+    """Every service's health in one answer: up or down per service for every key; each
+    service's /status in full (paths, process ids, sandbox, ...) only for an admin key."""
     ctx = master.ctx
     own = (await master.own_status()).model_dump(mode="json")
-    return await service.fleet_status(pool=ctx.pool, settings=ctx.settings, own=own)
+    fleet = await service.fleet_status(pool=ctx.pool, settings=ctx.settings, own=own)
+    return fleet if principal.admin else service.fleet_summary(fleet)
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+KeyIdPath = Annotated[str, Path(pattern=r"^[a-f0-9]{16}$", description="The key's id")]
+
+
+def _key_public(row: Any) -> KeyPublic:
+    return KeyPublic.model_validate(keys.describe_key(row))
 
 
 @router.post("/keys", status_code=201, responses=error_responses(Forbidden))
-def create_key(
-    body: KeyCreate, db: DbSessionDep, _: Annotated[Principal, Depends(require_admin)]
-) -> KeyCreated:
-    """Make a new API key (admin only). The key is in this answer and nowhere else."""
-    raw = new_key()
-    principal = store_key(session=db, raw=raw, name=body.name, admin=body.admin)
-    return KeyCreated(id=principal.key_id, name=principal.name, admin=principal.admin, key=raw)
+def create_key(_: AdminDep, body: KeyCreate, db: DbSessionDep) -> KeyCreated:
+    """Make a new API key (admin only), optionally expiring. The key is in this answer and
+    nowhere else."""
+    expires_at = keys.expiry_from(days=body.expires_in_days, at=body.expires_at)
+    if expires_at is not None and expires_at <= keys.utcnow():
+        raise BadRequest("expires_at: must be in the future")
+    raw = keys.new_key()
+    row = keys.store_key(
+        session=db, raw=raw, name=body.name, admin=body.admin, expires_at=expires_at
+    )
+    return KeyCreated(id=row.id, name=row.name, admin=row.admin, expires_at=expires_at, key=raw)
+
+
+@router.get("/keys", responses=error_responses(Forbidden))
+def read_keys(
+    _: AdminDep,
+    db: DbSessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> KeysPublic:
+    """Every API key, newest first, with its state (admin only); never a secret or hash."""
+    rows, count = keys.list_keys(session=db, limit=limit, offset=offset)
+    return KeysPublic(data=[_key_public(r) for r in rows], count=count)
+
+
+@router.delete("/keys/{key_id}", responses=error_responses(Forbidden, NotFound, Conflict))
+def revoke_key(_: AdminDep, key_id: KeyIdPath, db: DbSessionDep) -> KeyPublic:
+    """Revoke a key (admin only): refused at once by every replica. Revoking a revoked key
+    is a no-op; the last live admin key and the configured one cannot be revoked (409)."""
+    return _key_public(keys.revoke_key(session=db, key_id=key_id))
+
+
+@router.post("/keys/{key_id}/rotate", responses=error_responses(Forbidden, NotFound, Conflict))
+def rotate_key(_: AdminDep, key_id: KeyIdPath, db: DbSessionDep) -> KeyCreated:
+    """A new secret for the same key (id, name, admin, expiry; admin only). The old secret
+    is refused at once; the new one is in this answer and nowhere else."""
+    row, raw = keys.rotate_key(session=db, key_id=key_id)
+    return KeyCreated(id=row.id, name=row.name, admin=row.admin, expires_at=row.expires_at, key=raw)
 
 
 @router.api_route(
@@ -268,7 +307,7 @@ async def forward_to_slice(
     path: str,
     request: Request,
     master: MasterDep,
-    _: Annotated[Principal, Depends(require_admin)],
+    _: AdminDep,
 ) -> Response:
     """An admin's window onto a slice's own /v1/ routes (the dashboard reads through it):
     e.g. ``GET /v1/admin/providers/usage`` is the providers slice's ``GET /v1/usage``."""

@@ -1,4 +1,4 @@
-"""master_core's domain logic: fleet status aggregation."""
+"""master_core's domain logic: fleet status aggregation, turns as completions."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import Any
 
 import aiohttp
 
-from master_core.schemas import FleetStatus, ServiceHealth
+from master_core.schemas import FleetStatus, FleetSummary, ServiceHealth, ServiceUp
 from openrouter_gateway.streaming import iter_sse
-from services.agent_core.schemas import TurnPublic
+from services.agent_core.client import AgentCoreClient
+from services.agent_core.schemas import TurnCreate, TurnPublic
 from services.kit.client import ClientPool
 from services.kit.config import Settings
+from services.kit.errors import SliceError, UpstreamError
 from services.kit.manifest import SERVICE_NAMES
 
 STATUS_TIMEOUT_S = 3.0
@@ -43,6 +45,77 @@ async def fleet_status(
     )
     results["master_core"] = ServiceHealth(ok=True, url=settings.master_core.base_url, status=own)
     return FleetStatus(ok=all(h.ok for h in results.values()), services=results)
+
+
+def fleet_summary(fleet: FleetStatus) -> FleetSummary:
+    """The fleet as an ordinary key sees it: up or down per service, nothing more."""
+    return FleetSummary(
+        ok=fleet.ok, services={n: ServiceUp(ok=h.ok) for n, h in fleet.services.items()}
+    )
+
+
+def _first_event(buf: bytes) -> tuple[str, dict[str, Any]] | None:
+    """The first complete event (comments skipped) of an SSE byte stream, or None yet."""
+    for block in buf.replace(b"\r\n", b"\n").split(b"\n\n")[:-1]:
+        name, data = None, []
+        for line in block.decode("utf-8", errors="replace").split("\n"):
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if name is not None:
+            try:
+                payload = json.loads("\n".join(data)) if data else {}
+            except ValueError:
+                payload = {}
+            return name, payload if isinstance(payload, dict) else {}
+    return None
+
+
+async def _close(events: AsyncIterator[bytes]) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def open_turn_events(agent: AgentCoreClient, request: TurnCreate) -> AsyncIterator[bytes]:
+    """Start a streamed turn and wait for its first event, so that what fails before the
+    turn starts (another key's session, an unknown one, a message too long) is an HTTP
+    error with its own status, not a 200 whose stream carries an error event. Returns the
+    stream's bytes, from the beginning."""
+    events = await agent.open_turn_stream(request)
+    buf = b""
+    first = None
+    try:
+        while first is None:
+            try:
+                buf += await anext(events)
+            except StopAsyncIteration:
+                raise UpstreamError("agent_core ended the stream before the turn started") from None
+            first = _first_event(buf)
+    except BaseException:
+        await _close(events)
+        raise
+    name, data = first
+    if name == "error":
+        await _close(events)
+        status = data.get("status")
+        message = str(data.get("message") or "the turn failed")
+        if isinstance(status, int) and 400 <= status < 500:
+            raise SliceError(message, code=str(data.get("code") or "error"), status_code=status)
+        raise UpstreamError(f"agent_core failed: {message}")
+
+    async def replay() -> AsyncIterator[bytes]:
+        try:
+            yield buf
+            async for piece in events:
+                yield piece
+        finally:
+            await _close(events)
+
+    return replay()
 
 
 def completion_body(turn: TurnPublic) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from master_core.deps import MasterDeps
-from master_core.keys import KeyCache, sync_config_admin_key
+from master_core.keys import KeyVerifier, sync_config_admin_key
 from master_core.models import MasterBase
 from master_core.routes import router
 from services.agent_core.client import AgentCoreClient
@@ -29,7 +29,7 @@ class MasterCoreSlice(AtomicSlice):
         await super().startup(ctx)
         self.deps = MasterDeps(
             ctx=ctx,
-            keys=KeyCache(ctx.db),
+            keys=KeyVerifier(ctx.db),
             agent=AgentCoreClient(
                 ctx.pool,
                 ctx.settings.agent_core.base_url,

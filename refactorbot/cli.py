@@ -160,9 +160,84 @@ def cmd_chat(args: argparse.Namespace) -> None:
 def cmd_keys_create(args: argparse.Namespace) -> None:
     from master_core.keys import create_api_key_cli
 
-    key = create_api_key_cli(_settings(), name=args.name, admin=args.admin)
+    try:
+        key = create_api_key_cli(
+            _settings(), name=args.name, admin=args.admin, expires_in_days=args.expires_in_days
+        )
+    except ValueError as exc:
+        raise CliError(f"error: {exc}") from exc
     print(key)
     print("Keep it safe: only its hash is stored, it cannot be shown again.", file=sys.stderr)
+
+
+def _keys_db(fn: Any) -> Any:
+    """Run ``fn(session)`` on master_core's database (the fleet may be down); a refusal
+    (unknown id, last admin key, ...) becomes a CliError with its reason."""
+    from master_core.keys import open_master_db
+    from services.kit.errors import SliceError
+
+    db = open_master_db(_settings())
+    try:
+        with db.session() as session:
+            return fn(session)
+    except SliceError as exc:
+        raise CliError(f"error {exc.status_code}: {exc.message}") from exc
+    finally:
+        db.dispose()
+
+
+def _when(value: Any) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_keys_list(args: argparse.Namespace) -> None:
+    from master_core.keys import describe_key, list_keys
+
+    def rows(session: Any) -> list[dict[str, Any]]:
+        return [describe_key(r) for r in list_keys(session=session, limit=10_000, offset=0)[0]]
+
+    keys = _keys_db(rows)
+    table = [("id", "name", "admin", "state", "created", "expires", "last used")]
+    for k in keys:
+        table.append(
+            (
+                k["id"],
+                k["name"],
+                "yes" if k["admin"] else "no",
+                k["state"],
+                _when(k["created_at"]),
+                _when(k["expires_at"]),
+                _when(k["last_used_at"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> None:
+    from master_core.keys import revoke_key
+
+    _keys_db(lambda s: revoke_key(session=s, key_id=args.id))
+    print(f"revoked {args.id}: it is refused from now on", file=sys.stderr)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    from master_core.keys import rotate_key
+
+    _, raw = _keys_db(lambda s: rotate_key(session=s, key_id=args.id))
+    print(raw)
+    print(
+        f"{args.id} has a new secret (above, shown once); the old one is refused from now on.",
+        file=sys.stderr,
+    )
+
+
+def _days(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 3650:
+        raise argparse.ArgumentTypeError("must be from 1 to 3650")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="make a new API key, printed once")
     create.add_argument("--name", required=True)
     create.add_argument("--admin", action="store_true")
+    create.add_argument("--expires-in-days", type=_days, help="refuse the key after N days")
     create.set_defaults(fn=cmd_keys_create)
+    keys.add_parser("list", help="every key: id, name, admin, state, dates").set_defaults(
+        fn=cmd_keys_list
+    )
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("id")
+    revoke.set_defaults(fn=cmd_keys_revoke)
+    rotate = keys.add_parser("rotate", help="a new secret for a key, printed once")
+    rotate.add_argument("id")
+    rotate.set_defaults(fn=cmd_keys_rotate)
     return parser
 
 

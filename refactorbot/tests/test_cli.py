@@ -201,3 +201,60 @@ def test_python_dash_m_help() -> None:
     )
     assert result.returncode == 0
     assert "serve" in result.stdout and "status" in result.stdout
+
+
+def _made(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    cli.main(argv)
+    return capsys.readouterr().out.strip()
+
+
+def test_keys_create_list_rotate_revoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from master_core.keys import find_key, open_master_db
+    from services.kit.config import load_settings
+
+    admin = _made(capsys, ["keys", "create", "--name", "ops", "--admin"])
+    bot = _made(capsys, ["keys", "create", "--name", "bot", "--expires-in-days", "7"])
+    listing = _made(capsys, ["keys", "list"]).splitlines()
+    assert listing[0].split()[:4] == ["id", "name", "admin", "state"]
+    rows = {line.split()[1]: line.split() for line in listing[1:]}
+    assert rows["bot"][2:4] == ["no", "active"] and rows["ops"][2:4] == ["yes", "active"]
+    assert admin not in "\n".join(listing) and bot not in "\n".join(listing)
+    bot_id, ops_id = rows["bot"][0], rows["ops"][0]
+
+    new = _made(capsys, ["keys", "rotate", bot_id])
+    assert new.startswith("rb_") and new != bot
+    db = open_master_db(load_settings())
+    try:
+        with db.session() as s:
+            assert find_key(session=s, raw=bot) is None
+            assert find_key(session=s, raw=new) is not None
+    finally:
+        db.dispose()
+    cli.main(["keys", "revoke", bot_id])
+    assert "revoked" in capsys.readouterr().err
+    assert _made(capsys, ["keys", "list"]).count("revoked") == 1
+
+    for argv, message in [
+        (["keys", "revoke", ops_id], "error 409: key"),  # the last live admin key
+        (["keys", "revoke", "0123456789abcdef"], "error 404: no API key"),
+        (["keys", "rotate", bot_id], "error 409: key"),  # revoked
+        (["keys", "create", "--name", "a\tb"], "printable"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 1, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_keys_parsing() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["keys", "list"]).fn is cli.cmd_keys_list
+    assert parser.parse_args(["keys", "revoke", "abc"]).id == "abc"
+    assert parser.parse_args(["keys", "rotate", "abc"]).fn is cli.cmd_keys_rotate
+    args = parser.parse_args(["keys", "create", "--name", "n", "--expires-in-days", "30"])
+    assert args.expires_in_days == 30
+    for bad in (["keys", "create", "--name", "n", "--expires-in-days", "0"], ["keys", "revoke"]):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(bad)
+        assert info.value.code == 2

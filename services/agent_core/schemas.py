@@ -10,12 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
+HISTORY_CONTENT_MAX_CHARS = 200_000  # the longest history message a caller may send
+
+
 class HistoryMessage(BaseModel):
     """A message of a history given by the caller, in chat completions' shape."""
 
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = Field(None, max_length=200_000)
+    content: str | None = Field(None, max_length=HISTORY_CONTENT_MAX_CHARS)
     tool_calls: list[dict[str, Any]] | None = Field(None, max_length=64)
     tool_call_id: str | None = Field(None, max_length=128)
     name: str | None = Field(None, max_length=64)

@@ -103,7 +103,7 @@ class SliceClient:
             INTERNAL_TOKEN_HEADER: self.pool.token,
             REQUEST_ID_HEADER: request_id_var.get() or new_request_id(),
             CALLER_HEADER: self.pool.caller,
-            DEADLINE_HEADER: str(int(timeout * 1000)),
+            DEADLINE_HEADER: str(max(1, int(timeout * 1000))),  # 0 would be refused
         }
 
     async def request(

@@ -5,7 +5,6 @@ Pure ASGI (not BaseHTTPMiddleware) because it sits on every hop of every chat tu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 
@@ -23,7 +22,17 @@ from services.kit.errors import envelope
 from services.kit.metrics import ServiceMetrics
 
 QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+MAX_DEADLINE_MS = 86_400_000  # a day: more is a mistake, not a budget
 log = structlog.get_logger("http")
+
+
+def parse_deadline_ms(raw: bytes) -> int | None:
+    """An ``X-Deadline-Ms`` value: 1 to MAX_DEADLINE_MS whole milliseconds, else None."""
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 12:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_DEADLINE_MS else None
 
 
 class RequestMiddleware:
@@ -51,9 +60,23 @@ class RequestMiddleware:
         rid = clean_request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
         budget = self.default_timeout_s
         raw_deadline = headers.get(DEADLINE_HEADER.lower().encode())
-        if raw_deadline:
-            with contextlib.suppress(ValueError):
-                budget = min(budget, max(0.0, int(raw_deadline) / 1000))
+        if raw_deadline is not None:
+            deadline_ms = parse_deadline_ms(raw_deadline)
+            if deadline_ms is None:
+                token = request_id_var.set(rid)
+                try:
+                    await self._send_error(
+                        send,
+                        400,
+                        "bad_request",
+                        f"header {DEADLINE_HEADER}: must be a whole number of milliseconds "
+                        f"from 1 to {MAX_DEADLINE_MS}",
+                        [(b"x-request-id", rid.encode("latin-1"))],
+                    )
+                finally:
+                    request_id_var.reset(token)
+                return
+            budget = min(budget, deadline_ms / 1000)
         rid_token = request_id_var.set(rid)
         dl_token = deadline_var.set(time.monotonic() + budget)
         status = 500
@@ -111,7 +134,14 @@ class RequestMiddleware:
             request_id_var.reset(rid_token)
             deadline_var.reset(dl_token)
 
-    async def _send_error(self, send: Send, status: int, code: str, message: str) -> None:
+    async def _send_error(
+        self,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         body = json.dumps(envelope(code, message, request_id_var.get())).encode()
         await send(
             {
@@ -120,6 +150,7 @@ class RequestMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    *(extra_headers or []),
                 ],
             }
         )

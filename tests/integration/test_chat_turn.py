@@ -111,7 +111,7 @@ def test_bad_requests_get_clear_4xx(fleet: RunningFleet) -> None:
         f"{url}/v1/chat", json={"message": "hi"}, headers={"Authorization": "Bearer rb_wrong"}
     )
     assert bad_key.status_code == 401
-    assert bad_key.json()["error"]["message"] == "invalid or revoked API key"
+    assert bad_key.json()["error"]["message"] == "invalid API key"
     with fleet.master as c:
         malformed = c.post(
             "/v1/chat", content=b"{oops", headers={"Content-Type": "application/json"}

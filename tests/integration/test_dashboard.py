@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -169,3 +170,42 @@ def test_event_bus_pages(dash_env: RunningFleet) -> None:
     with dash_env.internal("event_bus") as bus:
         assert bus.get("/v1/topics/dash.dead").json()["depth"] == 0
         assert bus.get("/v1/topics/dash").json()["published"] == 2
+
+
+def test_keys_page_creates_rotates_and_revokes(dash_env: RunningFleet) -> None:
+    page = run(ROOT / "master_core" / "ui" / "keys.py")
+    assert "/" in page.metric[0].value
+    page.text_input[0].input("dash-made")
+    page.number_input[0].set_value(30)
+    page.button[0].click()
+    page.run()
+    assert not page.exception
+    key = next(c.value for c in page.code if c.value.startswith("rb_"))
+    base = dash_env.url("master_core")
+    assert httpx.get(f"{base}/v1/fleet/status", headers=bearer(key)).status_code == 200
+    with dash_env.master as c:
+        made = next(k for k in c.get("/v1/keys").json()["data"] if k["name"] == "dash-made")
+    assert made["expires_at"] and made["state"] == "active"
+    assert "dash-made" in list(page.dataframe[0].value["name"])
+
+    page = run(ROOT / "master_core" / "ui" / "keys.py")
+    page.selectbox[0].select(made["id"])
+    page.button[1].click()  # rotate
+    page.run()
+    assert not page.exception
+    new = next(c.value for c in page.code if c.value.startswith("rb_"))
+    assert httpx.get(f"{base}/v1/fleet/status", headers=bearer(key)).status_code == 401
+    assert httpx.get(f"{base}/v1/fleet/status", headers=bearer(new)).status_code == 200
+
+    page.selectbox[0].select(made["id"])
+    page.button[2].click()  # revoke
+    page.run()
+    assert not page.exception
+    assert httpx.get(f"{base}/v1/fleet/status", headers=bearer(new)).status_code == 401
+    with dash_env.master as c:
+        states = {k["id"]: k["state"] for k in c.get("/v1/keys").json()["data"]}
+    assert states[made["id"]] == "revoked"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
