@@ -46,6 +46,14 @@ from services.session.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["gateway"], responses=error_responses(Unauthorized))
 NO_BUFFER = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# OpenAPI links: what a response's ids lead to (schemathesis chains calls along them)
+_SESSION_ID = {"session_id": "$response.body#/session_id"}
+SESSION_LINKS = {
+    f"{op}": {"operationId": op, "parameters": _SESSION_ID}
+    for op in ("read_session_messages", "search_session", "export_session", "delete_session")
+}
+_KEY_ID = {"key_id": "$response.body#/id"}
+KEY_LINKS = {op: {"operationId": op, "parameters": _KEY_ID} for op in ("revoke_key", "rotate_key")}
 
 
 async def authenticate(
@@ -73,9 +81,10 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 @router.post(
     "/chat",
     response_model=ChatResponse,
+    operation_id="create_chat",
     responses={
         **error_responses(NotFound, UpstreamError, ServiceUnavailable, DeadlineExceeded),
-        200: {"content": {"text/event-stream": {}}},
+        200: {"content": {"text/event-stream": {}}, "links": SESSION_LINKS},
     },
 )
 async def create_chat(body: ChatRequest, master: MasterDep, principal: PrincipalDep) -> Any:
@@ -180,6 +189,7 @@ async def read_sessions(
 
 @router.get(
     "/sessions/{session_id}/messages",
+    operation_id="read_session_messages",
     response_model=MessagesPublic,
     responses=error_responses(NotFound),
 )
@@ -197,6 +207,7 @@ async def read_session_messages(
 
 @router.get(
     "/sessions/{session_id}/search",
+    operation_id="search_session",
     response_model=SearchResults,
     responses=error_responses(NotFound, BadRequest),
 )
@@ -214,6 +225,7 @@ async def search_session(
 
 @router.get(
     "/sessions/{session_id}/export",
+    operation_id="export_session",
     responses={**error_responses(NotFound), 200: {"content": {"application/x-ndjson": {}}}},
 )
 async def export_session(
@@ -228,7 +240,12 @@ async def export_session(
     return response
 
 
-@router.delete("/sessions/{session_id}", status_code=204, responses=error_responses(NotFound))
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=204,
+    operation_id="delete_session",
+    responses=error_responses(NotFound),
+)
 async def delete_session(
     master: MasterDep, principal: PrincipalDep, session_id: SessionPath
 ) -> Response:
@@ -256,7 +273,12 @@ def _key_public(row: Any) -> KeyPublic:
     return KeyPublic.model_validate(keys.describe_key(row))
 
 
-@router.post("/keys", status_code=201, responses=error_responses(Forbidden))
+@router.post(
+    "/keys",
+    status_code=201,
+    operation_id="create_key",
+    responses={**error_responses(Forbidden), 201: {"description": "Created", "links": KEY_LINKS}},
+)
 def create_key(_: AdminDep, body: KeyCreate, db: DbSessionDep) -> KeyCreated:
     """Make a new API key (admin only), optionally expiring. The key is in this answer and
     nowhere else."""
@@ -282,14 +304,22 @@ def read_keys(
     return KeysPublic(data=[_key_public(r) for r in rows], count=count)
 
 
-@router.delete("/keys/{key_id}", responses=error_responses(Forbidden, NotFound, Conflict))
+@router.delete(
+    "/keys/{key_id}",
+    operation_id="revoke_key",
+    responses=error_responses(Forbidden, NotFound, Conflict),
+)
 def revoke_key(_: AdminDep, key_id: KeyIdPath, db: DbSessionDep) -> KeyPublic:
     """Revoke a key (admin only): refused at once by every replica. Revoking a revoked key
     is a no-op; the last live admin key and the configured one cannot be revoked (409)."""
     return _key_public(keys.revoke_key(session=db, key_id=key_id))
 
 
-@router.post("/keys/{key_id}/rotate", responses=error_responses(Forbidden, NotFound, Conflict))
+@router.post(
+    "/keys/{key_id}/rotate",
+    operation_id="rotate_key",
+    responses=error_responses(Forbidden, NotFound, Conflict),
+)
 def rotate_key(_: AdminDep, key_id: KeyIdPath, db: DbSessionDep) -> KeyCreated:
     """A new secret for the same key (id, name, admin, expiry; admin only). The old secret
     is refused at once; the new one is in this answer and nowhere else."""
