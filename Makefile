@@ -23,8 +23,8 @@ run: install  ## start the whole fleet; Ctrl-C stops it
 test: install  ## every test: unit, integration (real processes)
 	$(BIN)/pytest
 
-test-fast: install  ## unit tests only
-	$(BIN)/pytest -m "not integration"
+test-fast: install  ## unit tests only: no server, no service process is started
+	$(BIN)/pytest -m unit
 
 dashboard: install  ## only the dashboard (the fleet runner starts it too)
 	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 \

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from services.kit.manifest import SERVICE_NAMES
-from services.kit.testing import free_port
+from services.kit.testing import check_servers_allowed, free_port
 
 INTERNAL_TOKEN = "fleet-test-internal-token"  # noqa: S105 - tests and benchmarks only
 ADMIN_KEY = "rb_fleet_test_admin_key_0123456789abcdef"
@@ -74,6 +74,7 @@ def fleet_process(
     tmp: Path, *, extra_env: dict[str, str] | None = None, ready_timeout: float = 120
 ) -> Iterator[RunningFleet]:
     """Run the fleet until the block ends, then stop it with SIGINT (as Ctrl-C would)."""
+    check_servers_allowed("fleet_process")
     ports = {name: free_port() for name in (*SERVICE_NAMES, "simulator")}
     env = {
         k: v

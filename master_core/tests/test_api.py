@@ -183,6 +183,7 @@ def test_fleet_status_details_are_for_admins_only(url: str) -> None:
     assert set(summary["services"]) == set(detailed["services"])
 
 
+@pytest.mark.integration
 def test_a_revoke_takes_effect_at_once_on_another_replica(tmp_path: Path) -> None:
     """Two master_core apps on one database: a key revoked through one is refused by the
     other on the very next request (no cache can keep it alive)."""

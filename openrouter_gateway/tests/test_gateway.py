@@ -95,6 +95,7 @@ async def test_models_carry_string_prices(sim_url: str) -> None:
     assert price_of("openai/gpt-4o-mini") is not None and price_of("x/y") is None
 
 
+@pytest.mark.integration
 async def test_headers_and_injected_session() -> None:
     seen: dict[str, str] = {}
 

@@ -260,6 +260,7 @@ async def test_dropped_connection(sim_url: str) -> None:
     assert streamed.value.mid_stream
 
 
+@pytest.mark.integration
 async def test_a_stream_is_retried_until_its_first_chunk() -> None:
     """Failures before the first chunk are retried; the caller sees one clean stream."""
     calls = {"n": 0}
@@ -287,6 +288,7 @@ async def test_a_stream_is_retried_until_its_first_chunk() -> None:
     assert result.body["choices"][0]["message"]["content"] == "Hello"
 
 
+@pytest.mark.integration
 async def test_a_server_that_ignores_stream_true_is_an_error() -> None:
     async def plain(request: web.Request) -> web.Response:
         return web.json_response({"choices": []})

@@ -42,9 +42,30 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> Settings:
     return load_settings(**base)
 
 
+_servers_refused: str | None = None  # set while a test marked ``unit`` runs
+
+
+@contextlib.contextmanager
+def refuse_servers(why: str) -> Iterator[None]:
+    """While the block runs, starting a server (or a service process) raises."""
+    global _servers_refused
+    before, _servers_refused = _servers_refused, why
+    try:
+        yield
+    finally:
+        _servers_refused = before
+
+
+def check_servers_allowed(what: str) -> None:
+    """Raise when a server may not start now (a ``unit`` test is running)."""
+    if _servers_refused is not None:
+        raise RuntimeError(f"{what}: {_servers_refused}")
+
+
 @contextlib.contextmanager
 def serve_app(app: FastAPI, port: int | None = None) -> Iterator[str]:
     """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
+    check_servers_allowed("serve_app")
     port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
@@ -72,6 +93,7 @@ async def fake_upstream(
 
     ``routes`` maps ``(method, path)`` to a handler.
     """
+    check_servers_allowed("fake_upstream")
     app = web.Application()
     for (method, path), handler in routes.items():
         app.router.add_route(method, path, handler)
@@ -91,6 +113,7 @@ def start_service(
     """``python -m services.NAME`` as a real process on ``port``, data in ``data_dir``;
     returns once it answers /health, i.e. started with its database migrated (for crash
     tests: kill it with SIGKILL, start it again)."""
+    check_servers_allowed(f"start_service({name!r})")
     env = {
         **os.environ,
         "REFACTORBOT_DATA_DIR": str(data_dir),

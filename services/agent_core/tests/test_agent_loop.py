@@ -44,6 +44,7 @@ def tool_steps(steps: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(s["name"], s["outcome"]) for s in steps if s["kind"] == "tool"]
 
 
+@pytest.mark.integration
 def test_multi_step_task_reads_edits_and_runs(tmp_path: Path) -> None:
     sim = scripted(
         calls(("read_file", {"path": "notes.txt"})),
@@ -81,6 +82,7 @@ def test_multi_step_task_reads_edits_and_runs(tmp_path: Path) -> None:
         assert again["stop_reason"] == "final_answer"
 
 
+@pytest.mark.integration
 def test_hostile_model_gets_refusals_and_nothing_runs_outside_policy(tmp_path: Path) -> None:
     sim = scripted(
         calls(
@@ -138,6 +140,7 @@ def test_hostile_model_gets_refusals_and_nothing_runs_outside_policy(tmp_path: P
         assert "(rule: type)" in json.dumps(refusals)
 
 
+@pytest.mark.integration
 def test_iteration_cap_stops_a_model_that_loops(tmp_path: Path) -> None:
     sim = scripted(calls(("list_dir", {"path": "."})), after_last="repeat")
     stack, t = start_trio(tmp_path, sim, max_iterations=3)
@@ -157,6 +160,7 @@ def test_iteration_cap_stops_a_model_that_loops(tmp_path: Path) -> None:
     ("limits", "reason"),
     [({"max_turn_tokens": 50}, "token_budget"), ({"max_turn_cost_usd": 1e-9}, "cost_budget")],
 )
+@pytest.mark.integration
 def test_token_and_cost_budgets_stop_a_turn(tmp_path: Path, limits: dict, reason: str) -> None:
     sim = scripted(calls(("list_dir", {})), after_last="repeat")
     stack, t = start_trio(tmp_path, sim, **limits)
@@ -165,6 +169,7 @@ def test_token_and_cost_budgets_stop_a_turn(tmp_path: Path, limits: dict, reason
         assert done["stop_reason"] == reason and done["iterations"] == 1
 
 
+@pytest.mark.integration
 def test_deadline_stops_a_slow_turn(tmp_path: Path) -> None:
     sim = scripted(Turn(content="too late", latency_ms=2_000))
     stack, t = start_trio(tmp_path, sim, turn_deadline_s=0.5)
@@ -173,6 +178,7 @@ def test_deadline_stops_a_slow_turn(tmp_path: Path) -> None:
         assert done["stop_reason"] == "deadline" and "0.5s" in done["reply"]
 
 
+@pytest.mark.integration
 def test_meta_reasoning_plans_and_reviews(tmp_path: Path) -> None:
     stack, t = start_trio(tmp_path, meta_reasoning=True)
     with stack:
@@ -184,6 +190,7 @@ def test_meta_reasoning_plans_and_reviews(tmp_path: Path) -> None:
         assert "plan" not in [s["kind"] for s in trace(t, simple["turn_id"])]
 
 
+@pytest.mark.integration
 def test_a_review_that_asks_for_changes_buys_one_more_round(tmp_path: Path) -> None:
     sim = scripted(
         Turn(content="A draft."),
@@ -198,6 +205,7 @@ def test_a_review_that_asks_for_changes_buys_one_more_round(tmp_path: Path) -> N
         assert kinds.count("reflection") == 1 and kinds.count("llm") == 2
 
 
+@pytest.mark.integration
 def test_streamed_progress_events(tmp_path: Path) -> None:
     sim = scripted(
         calls(("list_dir", {"path": "."})), Turn(content="The folder is empty, as expected.")
@@ -226,6 +234,7 @@ def test_streamed_progress_events(tmp_path: Path) -> None:
     assert final["reply"] == "The folder is empty, as expected." and final["tool_calls"] == 1
 
 
+@pytest.mark.integration
 def test_turn_without_the_tools_slice_still_answers(tmp_path: Path) -> None:
     stack, t = start_trio(tmp_path, tools_enabled=False)
     with stack:
@@ -233,6 +242,7 @@ def test_turn_without_the_tools_slice_still_answers(tmp_path: Path) -> None:
         assert done["stop_reason"] == "final_answer" and done["tool_calls"] == 0
 
 
+@pytest.mark.integration
 def test_the_agent_remembers_and_recalls_across_sessions(tmp_path: Path) -> None:
     sim = scripted(
         calls(("remember", {"text": "The user's favourite editor is Helix", "tags": ["tools"]})),
@@ -258,6 +268,7 @@ def test_the_agent_remembers_and_recalls_across_sessions(tmp_path: Path) -> None
         assert trace(t, other["turn_id"])[0]["detail"]["used"] == 0
 
 
+@pytest.mark.integration
 def test_relevant_skills_join_the_turn_with_reasons(tmp_path: Path) -> None:
     stack, t = start_trio(tmp_path)
     with stack:

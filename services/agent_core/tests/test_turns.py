@@ -129,6 +129,7 @@ def test_unknown_session_is_404_and_nothing_is_spent(trio: Trio) -> None:
     assert httpx.get(f"{trio.providers}/v1/usage", headers=H).json()["count"] == 0
 
 
+@pytest.mark.integration
 def test_llm_failure_fails_the_turn_and_stores_nothing(tmp_path: Path) -> None:
     stack, t = start_trio(tmp_path, model="nope/unknown")
     with stack:
@@ -145,6 +146,7 @@ def test_llm_failure_fails_the_turn_and_stores_nothing(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.integration
 def test_history_is_trimmed_to_the_configured_length(tmp_path: Path) -> None:
     same_answer = Scenario(name="ok", turns=[Turn(content="ok")], after_last="repeat")
     sim = create_simulator_app(scenarios={"ok": same_answer}, default_scenario="ok")

@@ -27,6 +27,7 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+@pytest.mark.integration
 def test_sigkill_loses_no_acknowledged_event(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -89,6 +90,7 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path: Path) -> None:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+@pytest.mark.integration
 def test_backpressure_with_a_stalled_consumer(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

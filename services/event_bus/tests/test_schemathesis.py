@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from services.event_bus.slice import create_slice
 from services.kit.app import create_app
 from services.kit.fuzz import fuzz
 from services.kit.testing import serve_app, settings_for_tests
 
 
+@pytest.mark.integration
 def test_no_server_errors(tmp_path: Path) -> None:
     # long polls are capped short: generated requests may ask for the longest wait
     # pushing is off: generated webhook URLs must never be called

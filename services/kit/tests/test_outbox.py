@@ -43,6 +43,7 @@ def wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.1)
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_events_reach_the_bus_even_across_a_sigkill_and_a_bus_outage(tmp_path: Path) -> None:
     bus_port, session_port = free_port(), free_port()

@@ -35,6 +35,7 @@ def pg_url() -> Iterator[str]:
         admin.close()
 
 
+@pytest.mark.integration
 def test_session_slice_on_postgres(tmp_path: Path, pg_url: str) -> None:
     settings = settings_for_tests(tmp_path, session={"database_url": pg_url})
     h = {"X-Internal-Token": TEST_TOKEN}

@@ -126,6 +126,7 @@ def test_too_recent_messages_wait(scripted: Stack) -> None:
     assert run["status"] == "nothing_new"
 
 
+@pytest.mark.integration
 def test_json_mode_simulator_works_offline(tmp_path: Path) -> None:
     stack, s = start(tmp_path, None)  # the shipped scenarios; JSON mode answers
     with stack:
@@ -136,6 +137,7 @@ def test_json_mode_simulator_works_offline(tmp_path: Path) -> None:
         assert m["scope"] == "session" and m["subject"] == sid and "Lyon" in m["text"]
 
 
+@pytest.mark.integration
 def test_bad_model_output_is_a_failed_run_not_a_crash(tmp_path: Path) -> None:
     bad = Scenario(
         name="bad", match="^Conversation to consolidate", turns=[Turn(content="Sure! Here:")]

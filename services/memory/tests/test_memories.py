@@ -129,6 +129,7 @@ def test_near_duplicates_merge(memory_api: httpx.Client) -> None:
     assert other.status_code == 201
 
 
+@pytest.mark.integration
 def test_memories_survive_a_restart(tmp_path: Path) -> None:
     settings = settings_for_tests(tmp_path, memory={"consolidate_every_s": 0})
     h = {"X-Internal-Token": TEST_TOKEN}
@@ -144,6 +145,7 @@ def test_memories_survive_a_restart(tmp_path: Path) -> None:
     assert got["text"] == "acknowledged means on disk" and hits["data"]
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_sigkill_loses_no_acknowledged_memory(tmp_path: Path) -> None:
     """Writers store memories while the slice is SIGKILLed; every acknowledged one is

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 
 from openrouter_gateway.simulator import create_simulator_app
@@ -15,6 +16,7 @@ from services.providers.slice import create_slice
 H = {"X-Internal-Token": TEST_TOKEN}
 
 
+@pytest.mark.integration
 def test_models_are_served_and_refreshed_from_upstream(tmp_path: Path) -> None:
     with serve_app(create_simulator_app()) as sim_url:
         settings = settings_for_tests(tmp_path, simulator={"port": int(sim_url.rsplit(":", 1)[1])})
@@ -32,6 +34,7 @@ def test_models_are_served_and_refreshed_from_upstream(tmp_path: Path) -> None:
             assert status == {"models": refreshed["count"], "source": "upstream"}
 
 
+@pytest.mark.integration
 async def test_a_bad_upstream_catalog_changes_nothing(tmp_path: Path) -> None:
     async def bad_models(_: web.Request) -> web.Response:
         return web.json_response(

@@ -90,6 +90,7 @@ def test_bad_requests_are_4xx_and_cost_nothing(providers: httpx.Client, body, st
     assert providers.get("/v1/usage").json()["count"] == 0
 
 
+@pytest.mark.integration
 def test_unreachable_upstream_is_503_and_recorded(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/api/v1"
     with serve_app(providers_app(tmp_path, dead)) as url:
@@ -100,6 +101,7 @@ def test_unreachable_upstream_is_503_and_recorded(tmp_path: Path) -> None:
         assert row["outcome"] == "UpstreamConnectionError"
 
 
+@pytest.mark.integration
 async def test_cost_falls_back_to_catalog_prices(tmp_path: Path) -> None:
     """An OpenAI-compatible upstream that reports no cost: priced from the catalog."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 
 from services.kit.app import create_app
@@ -15,6 +16,7 @@ H = {"X-Internal-Token": TEST_TOKEN}
 SECRET = "sk-local-0123456789-secret"
 
 
+@pytest.mark.integration
 async def test_prefix_routing_and_secret_keys(tmp_path: Path) -> None:
     seen: list[tuple[str, str | None]] = []
 

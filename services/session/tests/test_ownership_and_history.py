@@ -161,6 +161,7 @@ def test_export_and_delete(session_api: httpx.Client) -> None:
     assert session_api.get("/status").json()["details"]["messages"] == 0
 
 
+@pytest.mark.integration
 def test_retention_archives_and_never_drops(tmp_path: Path) -> None:
     settings = settings_for_tests(
         tmp_path, session={"retain_max_messages": 4, "retain_max_tokens": 0}
@@ -193,6 +194,7 @@ def test_retention_archives_and_never_drops(tmp_path: Path) -> None:
         assert hits and hits[0]["message"]["archived"] is True
 
 
+@pytest.mark.integration
 def test_trim_by_tokens_keeps_tool_calls_with_their_results(tmp_path: Path) -> None:
     settings = settings_for_tests(tmp_path, session={"retain_max_tokens": 40})
     with (
@@ -227,6 +229,7 @@ def _start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     return start_service("session", data_dir, port)
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_sigkill_loses_no_acknowledged_append(tmp_path: Path) -> None:
     """Appenders keep writing (each append with an idempotency key) while the slice is

@@ -6,6 +6,7 @@ import concurrent.futures
 from pathlib import Path
 
 import httpx
+import pytest
 
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
@@ -99,6 +100,7 @@ def test_unknown_session_is_404(session_api: httpx.Client) -> None:
     assert r.status_code == 404
 
 
+@pytest.mark.integration
 def test_oversized_message_is_413(tmp_path: Path) -> None:
     settings = settings_for_tests(tmp_path, session={"max_message_chars": 10})
     with serve_app(create_app(create_slice(), settings)) as url:
@@ -139,6 +141,7 @@ def test_concurrent_appends_keep_a_gapless_order(session_api: httpx.Client) -> N
         assert reply["content"] == "a" + user["content"][1:]
 
 
+@pytest.mark.integration
 def test_history_survives_a_restart(tmp_path: Path) -> None:
     settings = settings_for_tests(tmp_path)
     h = {"X-Internal-Token": TEST_TOKEN}

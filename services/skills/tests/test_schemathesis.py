@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from services.kit.app import create_app
 from services.kit.fuzz import fuzz
 from services.kit.testing import serve_app, settings_for_tests
@@ -11,6 +13,7 @@ from services.skills.slice import create_slice
 from services.skills.tests.conftest import ROOT
 
 
+@pytest.mark.integration
 def test_no_server_errors(tmp_path: Path) -> None:
     cfg = settings_for_tests(
         tmp_path, skills={"folders": [str(ROOT / "skills"), str(tmp_path / "data" / "skills")]}

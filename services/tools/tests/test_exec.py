@@ -76,6 +76,7 @@ def test_exec_refuses_oversized_argv(exec_env: ToolsEnv) -> None:
     assert r.status_code == 413 and "exec_max_argv_bytes" in r.json()["error"]["message"]
 
 
+@pytest.mark.integration
 def test_exec_timeout_kills_the_process_group(tmp_path: Path) -> None:
     if not bubblewrap_usable():
         pytest.skip(NO_SANDBOX + ": the guard mode has no program that can run a child")
@@ -88,6 +89,7 @@ def test_exec_timeout_kills_the_process_group(tmp_path: Path) -> None:
         assert loud["truncated"] and "output truncated" in loud["stdout"]
 
 
+@pytest.mark.integration
 def test_exec_sandbox_environment_network_and_processes(tmp_path: Path) -> None:
     if not bubblewrap_usable():
         pytest.skip(NO_SANDBOX)
@@ -111,6 +113,7 @@ def test_exec_sandbox_environment_network_and_processes(tmp_path: Path) -> None:
         assert rw["exit_code"] == 0 and (env.workspace / "here.txt").read_text() == "made\n"
 
 
+@pytest.mark.integration
 def test_guard_runs_as_an_unprivileged_user_with_limits(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("the service is not root here, so exec cannot switch user")
@@ -129,6 +132,7 @@ def test_guard_runs_as_an_unprivileged_user_with_limits(tmp_path: Path) -> None:
         assert ok(env.call("exec", argv=["wc", "-l", inside]))["stdout"].split()[0] == "1"
 
 
+@pytest.mark.integration
 def test_guard_limits_reach_the_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The resource limits apply to what runs (checked with a program that prints them)."""
     from services.tools import exec_policy
@@ -154,6 +158,7 @@ def test_guard_limits_reach_the_program(tmp_path: Path, monkeypatch: pytest.Monk
         assert r["stdout"].split() == ["7", str(300 << 20), str(3 << 20), "20", "50", "0"], r
 
 
+@pytest.mark.integration
 def test_exec_is_unavailable_without_a_sandbox_by_default(tmp_path: Path) -> None:
     with start_tools_env(tmp_path, sandbox="none") as env:
         details = env.client.get("/status").json()["details"]
@@ -172,6 +177,7 @@ def test_exec_is_unavailable_without_a_sandbox_by_default(tmp_path: Path) -> Non
         assert "install bubblewrap" in r.json()["error"]["message"].lower()
 
 
+@pytest.mark.integration
 def test_guard_refuses_programs_without_a_policy(tmp_path: Path) -> None:
     with start_tools_env(tmp_path, sandbox="none", exec_unsandboxed=True) as env:
         programs = env.client.get("/status").json()["details"]["exec_programs"]
@@ -180,6 +186,7 @@ def test_guard_refuses_programs_without_a_policy(tmp_path: Path) -> None:
         assert r.status_code == 403 and "no argument policy" in r.json()["error"]["message"]
 
 
+@pytest.mark.integration
 def test_unsandboxed_exec_warns_at_every_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,7 +27,7 @@ from services.tools.tests.conftest import (
 
 ENV_CANARY = "ENV-CANARY-5d1e-never-leaves"
 PASSWD_LINE = "root:x:0:0"
-TMP_MARK = "/tmp/rb-exec-escape"  # noqa: S108 - a file no attack may create
+TMP_MARK = "/tmp/rb-exec-escape"
 OUT = "{outside}"  # replaced by the canary folder beside the workspace
 WS = "{workspace}"  # replaced by the workspace's absolute path
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from services.kit.app import create_app
 from services.kit.fuzz import fuzz
 from services.kit.testing import serve_app, settings_for_tests
@@ -12,6 +14,7 @@ from services.tools.tests.conftest import RecordingTransport, StubResolver
 from services.tools.web import WebFetcher
 
 
+@pytest.mark.integration
 def test_no_server_errors(tmp_path: Path) -> None:
     cfg = settings_for_tests(tmp_path, tools={"workspaces": {"default": str(tmp_path / "ws")}})
     fetcher = WebFetcher(
