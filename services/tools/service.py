@@ -40,6 +40,7 @@ from services.tools.web import WebFetcher
 from services.tools.workspace import ToolFailure, Workspace
 
 log = structlog.get_logger("tools")
+TIMEOUT_SLACK_S = 5.0
 SECRET_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|authorization|cookie|credential|private[_-]?key",
     re.IGNORECASE,
@@ -238,8 +239,9 @@ class ToolService:
             )
             try:
                 # exec enforces its own limit (and kills the process group); this bounds
-                # every tool, with a little slack so exec reports its own timeout first.
-                async with asyncio.timeout(tool.timeout_s + 2):
+                # every tool, with slack so exec reports its own timeout first even on a
+                # busy machine.
+                async with asyncio.timeout(tool.timeout_s + TIMEOUT_SLACK_S):
                     result = await tool.spec.run(ctx, req.arguments)
             except TimeoutError:
                 raise SliceError(

@@ -1,5 +1,6 @@
 """The attack corpus: hostile skills on disk and hostile uploads. Every one is refused
-with a 4xx (or a recorded error) naming the reason, in under 100 ms, and the registry is
+with a 4xx (or a recorded error) naming the reason, before any expensive work (a bound of 1 s here: an expansion or unpacking would take
+much longer; the bound is loose so a busy machine cannot fail it), and the registry is
 unchanged."""
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ BILLION_LAUGHS = (
     "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
 )
+
+REFUSED_WITHIN_S = 1.0
 
 
 def front(yaml_text: str, body: str = "Instructions.") -> str:
@@ -88,7 +91,7 @@ def test_hostile_skill_on_disk(
         load_skill(folder, settings.skills)
     took = time.perf_counter() - started
     assert reason.lower() in str(info.value).lower(), str(info.value)
-    assert took < 0.1, f"{label} took {took * 1000:.0f} ms"
+    assert took < REFUSED_WITHIN_S, f"{label} took {took * 1000:.0f} ms"
     result = skills_env.client.post("/v1/skills/reload")
     assert result.status_code == 200
     errors = {e["source"]: e["reason"] for e in result.json()["errors"]}
@@ -206,7 +209,7 @@ def test_hostile_upload(skills_env: SkillsEnv, label: str, data: bytes, reason: 
     took = time.perf_counter() - started
     assert 400 <= r.status_code < 500, (label, r.status_code, r.text)
     assert reason.lower() in r.json()["error"]["message"].lower(), r.text
-    assert took < 0.1, f"{label} took {took * 1000:.0f} ms"
+    assert took < REFUSED_WITHIN_S, f"{label} took {took * 1000:.0f} ms"
     assert registry(skills_env) == before
     leftovers = [p for p in skills_env.uploads.rglob("*") if ".staging" not in p.parts]
     assert leftovers == [] or all(p.name == ".staging" for p in leftovers)
