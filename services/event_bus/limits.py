@@ -23,7 +23,7 @@ def take_tokens(
     session: Session, *, producer: str, n: int, rate: float, retry_after_s: float
 ) -> None:
     """Take ``n`` tokens from the producer's shared bucket, or refuse with 429."""
-    now = time.time()
+    now, rate = time.time(), float(rate)
     tokens, updated_at = col(ProducerBucket.tokens), col(ProducerBucket.updated_at)
     refilled = tokens + case((updated_at < now, (literal(now) - updated_at) * rate), else_=0.0)
     level = case((refilled > rate, literal(rate)), else_=refilled)
@@ -31,9 +31,10 @@ def take_tokens(
         update(ProducerBucket)
         .where(col(ProducerBucket.producer) == producer, level >= n)
         .values(tokens=level - n, updated_at=case((updated_at < now, now), else_=updated_at))
+        .returning(col(ProducerBucket.producer))
         .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount == 1:  # type: ignore[attr-defined]
+    ).first()
+    if taken is not None:
         return
     if n <= rate and _insert_full_bucket_less(session, producer, rate - n, now):
         return
@@ -55,8 +56,9 @@ def _insert_full_bucket_less(session: Session, producer: str, tokens: float, now
         dialect.insert(ProducerBucket)
         .values(producer=producer, tokens=tokens, updated_at=now)
         .on_conflict_do_nothing(index_elements=["producer"])
-    )
-    return bool(created.rowcount == 1)  # type: ignore[attr-defined]
+        .returning(col(ProducerBucket.producer))
+    ).first()
+    return created is not None
 
 
 def forget_full_buckets(session: Session) -> int:

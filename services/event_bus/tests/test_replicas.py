@@ -1,5 +1,6 @@
 """Two replicas of the bus on one database (and one NATS): what one replica leases, the
-other can acknowledge, and a producer's rate limit holds for both together."""
+other can acknowledge, and a producer's rate limit holds for both together. Each runs on
+a SQLite file and on PostgreSQL (127.0.0.1:5432; skipped, saying why, when absent)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,32 @@ from services.event_bus.tests.test_nats import _nats_up, cleanup
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
 
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=2"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Settings for one shared database: the data folder's SQLite file, or a fresh
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc.__class__.__name__})")
+    name = f"rb_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"database_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"}
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
 
 def replicas(tmp_path: Path, stack: ExitStack, **bus: Any) -> tuple[httpx.Client, httpx.Client]:
-    """Two apps on one data folder (one database file), each on its own port."""
+    """Two apps on one database, each on its own port."""
     settings = settings_for_tests(tmp_path, event_bus=bus)
     clients = []
     for _ in range(2):
@@ -38,9 +62,9 @@ def ev(i: int) -> dict:
     return {"id": f"e{i}", "type": "test", "payload": {"n": i}}
 
 
-def test_replicas_share_a_producers_rate(tmp_path: Path) -> None:
+def test_replicas_share_a_producers_rate(tmp_path: Path, database: dict[str, str]) -> None:
     with ExitStack() as stack:
-        a, b = replicas(tmp_path, stack, producer_rate=50)
+        a, b = replicas(tmp_path, stack, producer_rate=50, **database)
         started = time.monotonic()
         first = publish(a, "rated", *(ev(i) for i in range(50)), producer="chatty")
         second = publish(b, "rated", *(ev(100 + i) for i in range(50)), producer="chatty")
@@ -107,11 +131,11 @@ def test_nats_lease_taken_on_one_replica_is_acked_on_the_other(tmp_path: Path, p
 
 
 def test_nats_nack_on_another_replica_dead_letters_after_the_last_delivery(
-    tmp_path: Path, prefix: str
+    tmp_path: Path, prefix: str, database: dict[str, str]
 ) -> None:
     topic = f"{prefix}.poison"
     with ExitStack() as stack:
-        a, b = replicas(tmp_path, stack, backend="nats")
+        a, b = replicas(tmp_path, stack, backend="nats", **database)
         a.put(f"/v1/topics/{topic}", json={"max_deliveries": 2})
         publish(a, topic, ev(9))
         for attempt, (puller, nacker) in enumerate(((a, b), (b, a)), start=1):
