@@ -82,3 +82,28 @@ class Lease(BusBase, table=True):
     lease_until: float = Field(description="Unix time the lease ends")
     consumer: str | None = Field(default=None, max_length=128)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class NatsLease(BusBase, table=True):
+    """An event the NATS backend handed to a group: where to acknowledge it. Kept in the
+    database, not in a process, so any replica can ack, nack or dead-letter it."""
+
+    __tablename__ = "nats_leases"
+    __table_args__ = (Index("ix_nats_leases_until", "lease_until"),)
+
+    topic: str = Field(primary_key=True, max_length=128)
+    group_name: str = Field(primary_key=True, max_length=128)
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    reply: str = Field(max_length=512, description="JetStream's ack subject of this delivery")
+    delivered: int = Field(description="Deliveries so far, this one included")
+    lease_until: float = Field(description="Unix time JetStream redelivers it")
+
+
+class ProducerBucket(BusBase, table=True):
+    """A producer's token bucket, shared by every replica (``producer_rate``)."""
+
+    __tablename__ = "producer_buckets"
+
+    producer: str = Field(primary_key=True, max_length=64)
+    tokens: float
+    updated_at: float = Field(description="Unix time of the last take")

@@ -12,6 +12,16 @@ advisory), is copied to ``<topic>.dead``.
 
 Differences from the SQLite bus, by nature of JetStream: a batch is published event by
 event (not atomically), and duplicate ids are recognised within the window, not forever.
+
+Replicas: a lease (where JetStream wants a delivery acknowledged: its reply subject, and
+how often it was delivered) is a row in the slice's shared database, not an object in the
+process that pulled it, so an ack, nack or dead letter works on whichever replica it
+reaches. Acking takes the row with one ``DELETE ... RETURNING``: of two replicas acking
+the same event, one does it and the other answers ``unknown``. The subject is read from
+the database, never from the caller, so no caller can make the bus publish anywhere else.
+JetStream's "gave up on this event" advisories reach one replica each (a queue group), so
+each dead letter is written once. Producer rate limits are shared the same way
+(``limits.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +30,16 @@ import contextlib
 import hashlib
 import json
 import time
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
 
+from services.event_bus import limits
+from services.event_bus.models import NatsLease
 from services.event_bus.schemas import (
     DEAD_SUFFIX,
     AckResult,
@@ -33,14 +47,24 @@ from services.event_bus.schemas import (
     EventIn,
     GroupPublic,
     Published,
+    PullResult,
     TopicConfig,
     TopicPublic,
 )
 from services.kit.config import EventBusSettings
-from services.kit.errors import NotFound, PayloadTooLarge, ServiceUnavailable, SliceError
+from services.kit.database import SliceDatabase
+from services.kit.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    SliceError,
+)
 
 log = structlog.get_logger("event_bus.nats")
 PREFIX = "RB_"
+ADVISORY_QUEUE = "refactorbot-event-bus"  # one replica handles each advisory
+STALE_LEASE_S = 600.0  # lease rows this long past their timeout are forgotten
 
 
 class TopicFull(ServiceUnavailable):
@@ -64,17 +88,76 @@ def durable_name(group: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in group)[:100]
 
 
+def record_leases(session: Session, *, topic: str, group: str, leases: list[NatsLease]) -> None:
+    """Store (or renew, for a redelivery) where each pulled event is to be acknowledged."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(NatsLease)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["topic", "group_name", "seq"],
+            set_={
+                "reply": stmt.excluded.reply,
+                "delivered": stmt.excluded.delivered,
+                "lease_until": stmt.excluded.lease_until,
+            },
+        ),
+        [lease.model_dump() for lease in leases],
+    )
+
+
+def claim_leases(session: Session, *, topic: str, group: str, seqs: list[int]) -> list[NatsLease]:
+    """Take these leases out of the shared table (each is claimed by one caller only)."""
+    rows = session.execute(
+        delete(NatsLease)
+        .where(
+            col(NatsLease.topic) == topic,
+            col(NatsLease.group_name) == group,
+            col(NatsLease.seq).in_(seqs),
+        )
+        .returning(
+            col(NatsLease.seq),
+            col(NatsLease.reply),
+            col(NatsLease.delivered),
+            col(NatsLease.lease_until),
+        )
+    ).all()
+    return [
+        NatsLease(topic=topic, group_name=group, seq=r[0], reply=r[1], delivered=r[2],
+                  lease_until=r[3])
+        for r in rows
+    ]  # fmt: skip
+
+
+def forget_stale_leases(session: Session) -> int:
+    """Delete leases long past their timeout (JetStream redelivered or gave up on them)."""
+    gone = session.execute(
+        delete(NatsLease).where(col(NatsLease.lease_until) < time.time() - STALE_LEASE_S)
+    )
+    return int(gone.rowcount)  # type: ignore[attr-defined]
+
+
+def _answer_order(seqs: list[int], done: set[int]) -> tuple[list[int], list[int]]:
+    asked = list(dict.fromkeys(seqs))
+    return [q for q in asked if q in done], [q for q in asked if q not in done]
+
+
 class NatsBus:
-    def __init__(self, settings: EventBusSettings) -> None:
-        self.settings = settings
+    kind = "nats"
+
+    def __init__(self, settings: EventBusSettings, db: SliceDatabase) -> None:
+        self.settings, self.db = settings, db
         self.nc: Any = None
         self.js: Any = None
-        self._subs: dict[tuple[str, str], Any] = {}
-        self._ack_wait: dict[tuple[str, str], float] = {}  # per subscription, for answers
-        self._leased: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        # this process's subscription handles; the durable consumers behind them are shared
+        self._subs: dict[tuple[str, str], tuple[Any, float]] = {}
         self._advisories: Any = None
+        self._waiting = 0
 
-    async def connect(self) -> None:
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    async def start(self) -> None:
         import nats
 
         self.nc = await nats.connect(
@@ -82,13 +165,27 @@ class NatsBus:
         )
         self.js = self.nc.jetstream()
         self._advisories = await self.nc.subscribe(
-            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", cb=self._on_max_deliveries
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>",
+            queue=ADVISORY_QUEUE,
+            cb=self._on_max_deliveries,
         )
+        log.info("backend", kind="nats", url=self.settings.nats_url)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
+
+    async def sweep(self) -> dict[str, int]:
+        rate = self.settings.producer_rate
+
+        def work(s: Session) -> dict[str, int]:
+            stats = {"leases_forgotten": forget_stale_leases(s)}
+            if rate:
+                stats["buckets_forgotten"] = limits.forget_full_buckets(s)
+            return stats
+
+        return await self.db.run(work)
 
     # -- topics ------------------------------------------------------------------------
 
@@ -103,7 +200,11 @@ class NatsBus:
         meta["_info"] = info
         return meta
 
-    async def configure(self, name: str, cfg: TopicConfig | None = None) -> dict[str, Any]:
+    async def configure(self, *, topic: str, config: TopicConfig) -> TopicPublic:
+        await self._configure(topic, config)
+        return await self.describe(topic=topic)
+
+    async def _configure(self, name: str, cfg: TopicConfig | None = None) -> dict[str, Any]:
         from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
         cfg = cfg or TopicConfig()
@@ -137,9 +238,10 @@ class NatsBus:
         return found
 
     async def _ensure(self, name: str) -> dict[str, Any]:
-        return await self._config_of(name) or await self.configure(name)
+        return await self._config_of(name) or await self._configure(name)
 
-    async def describe(self, name: str) -> TopicPublic:
+    async def describe(self, *, topic: str) -> TopicPublic:
+        name = topic
         meta = await self._config_of(name)
         if meta is None:
             raise NotFound(f"topic {name!r} not found")
@@ -179,12 +281,29 @@ class NatsBus:
         out = []
         for info in await self.js.streams_info():
             if info.config.name.startswith(PREFIX) and info.config.description:
-                out.append(await self.describe(json.loads(info.config.description)["topic"]))
+                topic = json.loads(info.config.description)["topic"]
+                out.append(await self.describe(topic=topic))
         return sorted(out, key=lambda t: t.name)
 
     # -- publish -------------------------------------------------------------------------
 
     async def publish(
+        self, *, topic: str, events: list[EventIn], producer: str | None
+    ) -> list[Published]:
+        rate = self.settings.producer_rate
+        if rate:
+            await self.db.run(
+                lambda s: limits.take_tokens(
+                    s,
+                    producer=producer or "anonymous",
+                    n=len(events),
+                    rate=rate,
+                    retry_after_s=self.settings.retry_after_s,
+                )
+            )
+        return await self._publish(topic, events, producer)
+
+    async def _publish(
         self, name: str, events: list[EventIn], producer: str | None
     ) -> list[Published]:
         from nats.js.errors import APIError
@@ -219,7 +338,8 @@ class NatsBus:
 
     # -- consume -------------------------------------------------------------------------
 
-    async def _sub(self, name: str, group: str) -> Any:
+    async def _sub(self, name: str, group: str) -> tuple[Any, float]:
+        """The group's pull subscription and its consumer's ack wait (the lease)."""
         from nats.js.api import AckPolicy, ConsumerConfig
 
         key = (name, group)
@@ -227,7 +347,7 @@ class NatsBus:
             meta = await self._config_of(name)
             if meta is None:
                 raise NotFound(f"topic {name!r} not found")
-            self._subs[key] = await self.js.pull_subscribe(
+            sub = await self.js.pull_subscribe(
                 subject(name),
                 durable=durable_name(group),
                 stream=stream_name(name),
@@ -237,26 +357,33 @@ class NatsBus:
                     max_deliver=meta["max_deliveries"],
                 ),
             )
-            self._ack_wait[key] = meta["visibility_timeout_s"]
+            # the consumer may have been made by another replica: its ack wait is the truth
+            info = await sub.consumer_info()
+            self._subs[key] = (sub, info.config.ack_wait or meta["visibility_timeout_s"])
         return self._subs[key]
 
-    def visibility_timeout_s(self, name: str, group: str) -> float:
-        """The lease of the group's pulls (known once it has pulled)."""
-        return self._ack_wait.get((name, group), self.settings.default_visibility_timeout_s)
-
-    async def pull(self, name: str, group: str, most: int, wait_s: float) -> list[Delivery]:
-        sub = await self._sub(name, group)
+    async def pull(
+        self, *, topic: str, group: str, most: int, wait_s: float, consumer: str | None
+    ) -> PullResult:
+        most = min(most, self.settings.max_batch)
+        wait_s = min(wait_s, self.settings.max_wait_s)
+        sub, ack_wait = await self._sub(topic, group)
+        self._waiting += 1
         try:
             msgs = await sub.fetch(most, timeout=max(wait_s, 0.05))
         except TimeoutError:
-            return []
-        out = []
+            msgs = []
+        finally:
+            self._waiting -= 1
+        out, leases = [], []
+        until = time.time() + ack_wait
         for m in msgs:
             meta = m.metadata
             seq = meta.sequence.stream
-            self._leased[(name, group, seq)] = m
-            while len(self._leased) > 100_000:  # bounded: the oldest leases expire anyway
-                self._leased.popitem(last=False)
+            leases.append(
+                NatsLease(topic=topic, group_name=group, seq=seq, reply=m.reply,
+                          delivered=meta.num_delivered, lease_until=until)
+            )  # fmt: skip
             h = m.headers or {}
             out.append(
                 Delivery(
@@ -269,39 +396,54 @@ class NatsBus:
                     created_at=meta.timestamp or datetime.now(UTC),
                 )
             )
-        return out
+        if leases:
+            await self.db.run(lambda s: record_leases(s, topic=topic, group=group, leases=leases))
+        return PullResult(topic=topic, group=group, data=out, visibility_timeout_s=ack_wait)
 
-    async def ack(self, name: str, group: str, seqs: list[int]) -> AckResult:
-        done, unknown = [], []
-        for seq in seqs:
-            m = self._leased.pop((name, group, seq), None)
-            if m is None:
-                unknown.append(seq)
-                continue
-            await m.ack()
-            done.append(seq)
+    async def ack(self, *, topic: str, group: str, seqs: list[int]) -> AckResult:
+        claimed = await self.db.run(lambda s: claim_leases(s, topic=topic, group=group, seqs=seqs))
+        for lease in claimed:
+            await self.nc.publish(lease.reply, b"+ACK")
+        if claimed:
+            await self.nc.flush()  # acknowledged to JetStream before we say so
+        done, unknown = _answer_order(seqs, {lease.seq for lease in claimed})
         return AckResult(done=done, unknown=unknown)
 
     async def nack(
-        self, name: str, group: str, seqs: list[int], delay_s: float, error: str | None
+        self, *, topic: str, group: str, seqs: list[int], delay_s: float, error: str | None
     ) -> AckResult:
-        meta = await self._config_of(name)
+        meta = await self._config_of(topic)
         if meta is None:
-            raise NotFound(f"topic {name!r} not found")
-        done, unknown, dead = [], [], []
-        for seq in seqs:
-            m = self._leased.pop((name, group, seq), None)
-            if m is None:
-                unknown.append(seq)
-                continue
-            if m.metadata.num_delivered >= meta["max_deliveries"]:
-                await self._to_dead(name, group, m.data, dict(m.headers or {}), seq, error)
-                await m.term()
-                dead.append(seq)
+            raise NotFound(f"topic {topic!r} not found")
+        claimed = await self.db.run(lambda s: claim_leases(s, topic=topic, group=group, seqs=seqs))
+        retried, dead = set(), []
+        nak = b"-NAK"
+        if delay_s:
+            nak += b" " + json.dumps({"delay": int(delay_s * 1e9)}).encode()
+        for lease in claimed:
+            if lease.delivered >= meta["max_deliveries"]:
+                raw = await self.js.get_msg(stream_name(topic), lease.seq)
+                await self._to_dead(
+                    topic, group, raw.data or b"", dict(raw.headers or {}), lease.seq, error
+                )
+                await self.nc.publish(lease.reply, b"+TERM")
+                dead.append(lease.seq)
             else:
-                await m.nak(delay=delay_s or None)
-                done.append(seq)
-        return AckResult(done=done, unknown=unknown, dead_lettered=dead)
+                await self.nc.publish(lease.reply, nak)
+                retried.add(lease.seq)
+        if claimed:
+            await self.nc.flush()
+        done, unknown = _answer_order(seqs, retried)
+        return AckResult(done=done, unknown=[q for q in unknown if q not in dead],
+                         dead_lettered=dead)  # fmt: skip
+
+    async def configure_push(
+        self, *, topic: str, group: str, url: str | None, secret: str | None
+    ) -> TopicPublic:
+        raise BadRequest("push delivery is not available with the NATS backend; pull instead")
+
+    async def replay_dead(self, *, topic: str, most: int) -> int:
+        raise BadRequest("replay is not available with the NATS backend yet")
 
     async def _to_dead(
         self,
@@ -321,7 +463,7 @@ class NatsBus:
                 "dead_error": (error or "")[:500],
             }
         )
-        await self.publish(
+        await self._publish(
             name + DEAD_SUFFIX,
             [
                 EventIn(
@@ -339,9 +481,12 @@ class NatsBus:
         try:
             advisory = json.loads(msg.data)
             stream, seq, group = advisory["stream"], advisory["stream_seq"], advisory["consumer"]
+            if not stream.startswith(PREFIX):
+                return  # not one of the bus's topics
             raw = await self.js.get_msg(stream, seq)
             info = await self.js.stream_info(stream)
             topic = json.loads(info.config.description)["topic"]
             await self._to_dead(topic, group, raw.data, dict(raw.headers or {}), seq, "timed out")
+            await self.db.run(lambda s: claim_leases(s, topic=topic, group=group, seqs=[seq]))
         except Exception:
             log.exception("dead_letter_from_advisory_failed")

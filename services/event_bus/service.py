@@ -19,6 +19,7 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from services.event_bus import limits
 from services.event_bus.models import Event, Group, Lease, Topic
 from services.event_bus.schemas import (
     DEAD_SUFFIX,
@@ -525,11 +526,21 @@ def publish_many(
     session: Session, jobs: list[PublishJob], settings: EventBusSettings
 ) -> list[list[Published] | SliceError]:
     """Several publishes in one transaction (group commit): each in its own savepoint, so
-    one refused publish (a full topic, a bad event) does not take the others with it."""
+    one refused publish (over its producer's rate, a full topic, a bad event) does not take
+    the others with it."""
     out: list[list[Published] | SliceError] = []
+    rate = settings.producer_rate
     for name, events, producer in jobs:
         try:
             with session.begin_nested():
+                if rate:  # in the publish's own savepoint: a refused publish takes no tokens
+                    limits.take_tokens(
+                        session,
+                        producer=producer or "anonymous",
+                        n=len(events),
+                        rate=rate,
+                        retry_after_s=settings.retry_after_s,
+                    )
                 out.append(publish(session, name, events, producer=producer, settings=settings))
         except SliceError as exc:
             out.append(exc)

@@ -14,9 +14,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import MetaData
 
 from services.event_bus import service
-from services.event_bus.deps import BusDeps
+from services.event_bus.bus import Bus
+from services.event_bus.deps import open_bus
 from services.event_bus.models import BusBase
-from services.event_bus.push import Pusher
 from services.event_bus.routes import router
 from services.kit.database import SliceDatabase
 from services.kit.slice_base import AtomicSlice, SliceContext
@@ -74,8 +74,8 @@ class BusCollector(Collector):
 
 class EventBusSlice(AtomicSlice):
     name = "event_bus"
+    bus: Bus
     _sweeper: asyncio.Task[None] | None = None
-    _pusher: asyncio.Task[None]
 
     def routers(self) -> list[APIRouter]:
         return [router]
@@ -85,47 +85,36 @@ class EventBusSlice(AtomicSlice):
 
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
-        self.deps = BusDeps(ctx.settings.event_bus, ctx.db)
-        self.deps.publisher.start()
-        if self.deps.nats is not None:
-            await self.deps.nats.connect()
-            log.info("backend", kind="nats", url=ctx.settings.event_bus.nats_url)
+        self.bus = open_bus(ctx.settings.event_bus, ctx.db, ctx.pool.session)
+        await self.bus.start()
         ctx.metrics.registry.register(BusCollector(ctx.db))
         self._sweeper = asyncio.create_task(self._sweep_forever())
-        pusher = Pusher(ctx.db, ctx.pool.session, ctx.settings.event_bus)
-        pushing = ctx.settings.event_bus.push_enabled and self.deps.nats is None
-        self._pusher = asyncio.create_task(pusher.run_forever() if pushing else asyncio.sleep(0))
 
     async def shutdown(self) -> None:
-        self._pusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._pusher
-        await self.deps.publisher.stop()
-        if self.deps.nats is not None:
-            await self.deps.nats.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.bus.stop()
 
     async def _sweep_forever(self) -> None:
         ctx = self.context
         while True:
             await asyncio.sleep(ctx.settings.event_bus.sweep_every_s)
             try:
-                stats = await ctx.db.run(lambda s: service.sweep(s, ctx.settings.event_bus))
-                if stats["dead_lettered"]:
+                stats = await self.bus.sweep()
+                if stats.get("dead_lettered"):
                     log.warning("dead_lettered", count=stats["dead_lettered"])
             except Exception:
                 log.exception("sweep_failed")
 
     async def status_details(self) -> dict[str, Any]:
-        topics = await self.context.db.run(service.list_topics, write=False)
+        topics = await self.bus.topics()
         return {
             "topics": len(topics),
             "events": sum(t.depth for t in topics),
-            "waiting_long_polls": self.deps.signals.waiting,
-            "backend": self.context.settings.event_bus.backend,
+            "waiting_long_polls": self.bus.waiting,
+            "backend": self.bus.kind,
         }
 
 
