@@ -1,7 +1,7 @@
 """The attack corpus: hostile skills on disk and hostile uploads. Every one is refused
-with a 4xx (or a recorded error) naming the reason, before any expensive work (a bound of 1 s here: an expansion or unpacking would take
-much longer; the bound is loose so a busy machine cannot fail it), and the registry is
-unchanged."""
+with a 4xx (or a recorded error) naming the reason, before any expensive work (a bound of
+1 s here: an expansion or unpacking would take much longer; the bound is loose so a busy
+machine cannot fail it), and the registry is unchanged."""
 
 from __future__ import annotations
 
