@@ -81,7 +81,7 @@ def race(url: str) -> list[str]:
     db.dispose()
     start = time.time() + 2
     procs = [
-        subprocess.Popen(  # noqa: S603 - our own snippet
+        subprocess.Popen(
             [sys.executable, "-c", RACE, url, str(EMPTY), str(start)],
             stdout=subprocess.PIPE,
             text=True,
