@@ -153,8 +153,7 @@ def _standard_router(slice_: AtomicSlice) -> APIRouter:
     )
     async def create_feedback(feedback: ImprovementFeedback) -> dict[str, int]:
         """Record an observation for the next improvement plan."""
-        await slice_.record_feedback(feedback)
-        return {"feedback": len(slice_.feedback)}
+        return {"feedback": await slice_.record_feedback(feedback)}
 
     @router.get("/improvement/plan", dependencies=[Depends(require_internal_token)])
     async def read_improvement_plan() -> ImprovementPlan:

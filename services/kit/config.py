@@ -310,6 +310,18 @@ class ClientSettings(_Section):
     retries: int = Field(2, ge=0, le=10, description="Retries of idempotent calls")
 
 
+class ReplicaSettings(_Section):
+    """What replicas of one slice, sharing its database, agree on."""
+
+    registry_recheck_s: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        description="How often a replica checks whether another changed a shared registry "
+        "(tools' switches, uploaded skills, upstreams, the catalog); 0: on every request",
+    )
+
+
 class FleetSettings(_Section):
     ready_timeout_s: float = Field(60.0, gt=0, description="Wait for every /ready at start")
     restart_backoff_s: float = Field(1.0, gt=0, description="First restart delay")
@@ -333,6 +345,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     master_core: MasterCoreSettings = Field(default_factory=MasterCoreSettings)

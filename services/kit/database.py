@@ -16,9 +16,14 @@ from sqlalchemy import MetaData, event, func, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from services.kit.kit_tables import KIT_METADATA
+
 T = TypeVar("T")
 M = TypeVar("M", bound=SQLModel)
 KIT_ALEMBIC_DIR = Path(__file__).parent / "alembic"
+KIT_VERSIONS_DIR = Path(__file__).parent / "migrations" / "versions"
+KIT_VERSION_TABLE = "kit_alembic_version"
+MIGRATION_LOCK_KEY = 0x52420001  # PostgreSQL advisory lock: one replica migrates at a time
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -57,15 +62,14 @@ class SliceDatabase:
         return self.url.render_as_string(hide_password=True)
 
     def migrate(self) -> None:
-        """Apply this slice's Alembic history up to head."""
-        cfg = Config()
-        cfg.set_main_option("script_location", str(KIT_ALEMBIC_DIR))
-        cfg.set_main_option("version_locations", str(self.versions_dir))
-        cfg.set_main_option("path_separator", "os")
-        cfg.attributes["target_metadata"] = self.metadata
+        """Apply this slice's Alembic history up to head, then the kit's (the tables every
+        slice's database holds, recorded in their own version table). On PostgreSQL the
+        replicas starting together take turns (an advisory lock held for the transaction)."""
         with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            _upgrade(conn, self.versions_dir, self.metadata, "alembic_version")
+            _upgrade(conn, KIT_VERSIONS_DIR, KIT_METADATA, KIT_VERSION_TABLE)
 
     @contextlib.contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
@@ -103,6 +107,17 @@ class SliceDatabase:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _upgrade(conn: Any, versions_dir: Path, metadata: MetaData, version_table: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(KIT_ALEMBIC_DIR))
+    cfg.set_main_option("version_locations", str(versions_dir))
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["target_metadata"] = metadata
+    cfg.attributes["version_table"] = version_table
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
 
 
 def page(

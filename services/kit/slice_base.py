@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,11 +12,13 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, delete, func, insert, select
+from sqlmodel import Session
 
 from services.kit.client import ClientPool
 from services.kit.config import Settings
 from services.kit.database import SliceDatabase
+from services.kit.kit_tables import feedback as feedback_table
 from services.kit.manifest import SliceManifest, package_dir
 from services.kit.metrics import ServiceMetrics
 
@@ -127,7 +128,6 @@ class AtomicSlice(ABC):
 
     def __init__(self) -> None:
         self.ctx: SliceContext | None = None
-        self.feedback: deque[ImprovementFeedback] = deque(maxlen=MAX_FEEDBACK)
 
     @property
     def context(self) -> SliceContext:
@@ -191,9 +191,14 @@ class AtomicSlice(ABC):
         )
 
     # --- improvement hooks -------------------------------------------------------------------
-    async def record_feedback(self, feedback: ImprovementFeedback) -> None:
-        """Keep an observation for the next plan (bounded; oldest dropped first)."""
-        self.feedback.append(feedback)
+    async def record_feedback(self, feedback: ImprovementFeedback) -> int:
+        """Keep an observation for the next plan, in the slice's database so that every
+        replica plans with it (bounded; oldest dropped first); how many are kept."""
+        return await self.context.db.run(lambda s: _store_feedback(s, feedback))
+
+    async def recent_feedback(self) -> list[ImprovementFeedback]:
+        """The observations kept, oldest first, whichever replica received them."""
+        return await self.context.db.run(_read_feedback, write=False)
 
     async def plan_improvement(self) -> ImprovementPlan:
         """A plan from what the slice measured (errors, slow routes) and the feedback it got."""
@@ -240,7 +245,8 @@ class AtomicSlice(ABC):
                             priority="medium",
                         )
                     )
-        for fb in self.feedback:
+        feedback = await self.recent_feedback()
+        for fb in feedback:
             actions.append(
                 ImprovementAction(
                     target=fb.context.get("route", fb.kind),
@@ -253,5 +259,19 @@ class AtomicSlice(ABC):
             slice=ctx.name,
             generated_at=datetime.now(UTC),
             actions=actions,
-            based_on={"requests": ctx.metrics.requests_total, "feedback": len(self.feedback)},
+            based_on={"requests": ctx.metrics.requests_total, "feedback": len(feedback)},
         )
+
+
+def _store_feedback(session: Session, fb: ImprovementFeedback) -> int:
+    t = feedback_table
+    session.execute(insert(t).values(received_at=fb.received_at, body=fb.model_dump_json()))
+    newest = session.execute(select(func.max(t.c.id))).scalar_one()
+    session.execute(delete(t).where(t.c.id <= newest - MAX_FEEDBACK))
+    return int(session.execute(select(func.count()).select_from(t)).scalar_one())
+
+
+def _read_feedback(session: Session) -> list[ImprovementFeedback]:
+    t = feedback_table
+    rows = session.execute(select(t.c.body).order_by(t.c.id.desc()).limit(MAX_FEEDBACK)).all()
+    return [ImprovementFeedback.model_validate_json(r.body) for r in reversed(rows)]

@@ -3,8 +3,6 @@ conversation history into memories (on demand and on a schedule)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import structlog
@@ -12,6 +10,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
+from services.kit.lease import LeasedSchedule
 from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.memory.deps import MemoryDeps
@@ -26,7 +25,7 @@ log = structlog.get_logger("memory")
 
 class MemorySlice(AtomicSlice):
     name = "memory"
-    _schedule: asyncio.Task[None] | None = None
+    _schedule: LeasedSchedule | None = None
 
     def routers(self) -> list[APIRouter]:
         return [router]
@@ -51,22 +50,21 @@ class MemorySlice(AtomicSlice):
             )
         )
         if s.memory.consolidate_every_s:
-            self._schedule = asyncio.create_task(self._consolidate_forever())
+            # one replica of the fleet consolidates (its LLM calls are paid once)
+            self._schedule = LeasedSchedule(
+                ctx.db, "memory.consolidate", s.memory.consolidate_every_s, self._consolidate
+            )
+            self._schedule.start()
 
     async def shutdown(self) -> None:
         if self._schedule is not None:
-            self._schedule.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._schedule
+            await self._schedule.stop()
 
-    async def _consolidate_forever(self) -> None:
-        every = self.context.settings.memory.consolidate_every_s
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.consolidate_all()
-            except Exception:
-                log.exception("scheduled_consolidation_failed")
+    async def _consolidate(self) -> None:
+        try:
+            await self.consolidate_all()
+        except Exception:
+            log.exception("scheduled_consolidation_failed")
 
     async def consolidate_all(self) -> int:
         """One pass over the most recently active sessions; runs that found something."""

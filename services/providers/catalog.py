@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from openrouter_gateway import ModelPrice, OpenRouterClient, load_snapshot
 from services.kit.database import SliceDatabase
+from services.kit.versions import bump_version
 from services.providers.models import CatalogModel
 
 MAX_MODELS = 5_000
@@ -50,6 +51,9 @@ def validate(models: list[Any]) -> dict[str, dict[str, Any]]:
             _price(m)
         out[m["id"]] = m
     return out
+
+
+CATALOG_REGISTRY = "providers.catalog"  # its row in kit_registry_versions
 
 
 class Catalog:
@@ -108,6 +112,7 @@ def _replace(
     session: Session, models: dict[str, dict[str, Any]], source: str, now: datetime
 ) -> None:
     session.execute(CatalogModel.__table__.delete())  # type: ignore[attr-defined]
+    bump_version(session, name=CATALOG_REGISTRY)  # the other replicas reload it
     session.add_all(
         CatalogModel(id=mid, data=m, source=source, updated_at=now) for mid, m in models.items()
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -12,22 +13,25 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
+from services.kit.lease import LeasedSchedule
 from services.kit.slice_base import AtomicSlice, SliceContext
+from services.kit.versions import SharedVersion
 from services.providers import budgets
-from services.providers.catalog import Catalog
+from services.providers.catalog import CATALOG_REGISTRY, Catalog
 from services.providers.deps import ProvidersDeps
 from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import ProvidersBase, UsageRecord
 from services.providers.routes import router
-from services.providers.upstreams import UpstreamRegistry, make_client
+from services.providers.upstreams import UPSTREAMS_REGISTRY, UpstreamRegistry, make_client
 
 log = structlog.get_logger("providers")
 
 
 class ProvidersSlice(AtomicSlice):
     name = "providers"
-    _refresher: asyncio.Task[None] | None = None
+    _refresher: LeasedSchedule | None = None
+    _watch: asyncio.Task[None] | None = None
 
     def routers(self) -> list[APIRouter]:
         return [router]
@@ -52,6 +56,13 @@ class ProvidersSlice(AtomicSlice):
         )
         if released:
             log.warning("released_stale_budget_holds", count=released)
+        # replicas share the catalog and the upstreams: versions noticed, then reloaded
+        recheck_s = s.replicas.registry_recheck_s
+        self._versions = {
+            CATALOG_REGISTRY: SharedVersion(CATALOG_REGISTRY, recheck_s=recheck_s),
+            UPSTREAMS_REGISTRY: SharedVersion(UPSTREAMS_REGISTRY, recheck_s=recheck_s),
+        }
+        await ctx.db.run(self._moved, write=False)  # the versions of what is loaded below
         catalog = Catalog(ctx.db)
         await anyio.to_thread.run_sync(catalog.load)
         upstreams = UpstreamRegistry(s, ctx.pool.session, llm)
@@ -75,21 +86,50 @@ class ProvidersSlice(AtomicSlice):
             upstreams=upstreams,
         )
         every = s.providers.catalog_refresh_s
-        self._refresher = asyncio.create_task(self._refresh_catalog(every)) if every else None
+        if every:  # one replica of the fleet fetches it; the others reload it
+            self._refresher = LeasedSchedule(ctx.db, "providers.catalog", every, self._refresh)
+            self._refresher.start()
+        self._watch = asyncio.create_task(self._watch_shared(max(recheck_s, 0.05)))
 
-    async def _refresh_catalog(self, every_s: float) -> None:
+    async def _refresh(self) -> None:
         """Keep the catalog fresh; a failed refresh keeps the old one and is logged."""
+        try:
+            count = await self.deps.catalog.refresh(self.deps.llm)
+            log.info("catalog_refreshed", models=count)
+        except Exception as exc:  # the schedule must survive any upstream trouble
+            log.warning("catalog_refresh_failed", error=repr(exc))
+
+    def _moved(self, session: Session) -> list[str]:
+        """The shared registries another replica changed (their versions noted)."""
+        moved = []
+        for name, version in self._versions.items():
+            now = version.moved(session)
+            if now is not None:
+                version.loaded = now
+                moved.append(name)
+        return moved
+
+    async def _watch_shared(self, every_s: float) -> None:
+        """Reload the catalog or the upstreams when another replica changed them (one
+        primary-key read each per ``every_s``, off the request path)."""
         while True:
             await asyncio.sleep(every_s)
             try:
-                count = await self.deps.catalog.refresh(self.deps.llm)
-                log.info("catalog_refreshed", models=count)
-            except Exception as exc:  # the schedule must survive any upstream trouble
-                log.warning("catalog_refresh_failed", error=repr(exc))
+                moved = await self.context.db.run(self._moved, write=False)
+                if CATALOG_REGISTRY in moved:
+                    await anyio.to_thread.run_sync(self.deps.catalog.load)
+                if UPSTREAMS_REGISTRY in moved:
+                    await self.context.db.run(self.deps.upstreams.load, write=False)
+            except Exception:
+                log.exception("shared_registry_reload_failed")
 
     async def shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self._refresher is not None:
-            self._refresher.cancel()
+            await self._refresher.stop()
         await self.deps.ledger.stop()  # every queued usage row is written before we exit
 
     async def status_details(self) -> dict[str, Any]:

@@ -14,10 +14,12 @@ from sqlmodel import Session, col, select
 from openrouter_gateway import OpenRouterClient, RetryPolicy
 from services.kit.config import Settings
 from services.kit.errors import Conflict, NotFound
+from services.kit.versions import bump_version
 from services.providers.models import Upstream
 from services.providers.schemas import UpstreamCreate, UpstreamPublic, UpstreamUpdate
 
 DEFAULT = "default"
+UPSTREAMS_REGISTRY = "providers.upstreams"  # its row in kit_registry_versions
 
 
 def _public(row: Upstream) -> UpstreamPublic:
@@ -51,6 +53,7 @@ def create_upstream(*, session: Session, data: UpstreamCreate) -> UpstreamPublic
         session.flush()
     except IntegrityError as exc:
         raise Conflict(f"upstream {data.name!r} exists already") from exc
+    bump_version(session, name=UPSTREAMS_REGISTRY)
     return _public(row)
 
 
@@ -66,6 +69,7 @@ def update_upstream(*, session: Session, name: str, data: UpstreamUpdate) -> Ups
         setattr(row, field, value.rstrip("/") if field == "base_url" else value)
     row.updated_at = datetime.now(UTC)
     session.add(row)
+    bump_version(session, name=UPSTREAMS_REGISTRY)
     session.flush()
     return _public(row)
 
@@ -75,6 +79,7 @@ def delete_upstream(*, session: Session, name: str) -> None:
     if row is None:
         raise NotFound(f"upstream {name!r} not found")
     session.delete(row)
+    bump_version(session, name=UPSTREAMS_REGISTRY)
 
 
 def make_client(

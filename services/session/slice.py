@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import structlog
@@ -11,6 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
+from services.kit.lease import LeasedSchedule
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.session import service
 from services.session.models import ChatSession, Message, SessionBase
@@ -21,30 +20,30 @@ log = structlog.get_logger("session")
 
 class SessionSlice(AtomicSlice):
     name = "session"
-    _retention: asyncio.Task[None] | None = None
+    _retention: LeasedSchedule | None = None
 
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
         s = ctx.settings.session
         policies = s.retain_max_messages or s.retain_max_age_days or s.retain_max_tokens
         if policies and s.retention_every_s:
-            self._retention = asyncio.create_task(self._retain_forever(s.retention_every_s))
+            # one replica of the fleet applies it
+            self._retention = LeasedSchedule(
+                ctx.db, "session.retention", s.retention_every_s, self._retain, run_at_start=True
+            )
+            self._retention.start()
 
     async def shutdown(self) -> None:
         if self._retention is not None:
-            self._retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention
+            await self._retention.stop()
 
-    async def _retain_forever(self, every_s: float) -> None:
-        while True:
-            try:
-                archived = await self.apply_retention()
-                if archived:
-                    log.info("retention_archived", messages=archived)
-            except Exception:
-                log.exception("retention_failed")
-            await asyncio.sleep(every_s)
+    async def _retain(self) -> None:
+        try:
+            archived = await self.apply_retention()
+            if archived:
+                log.info("retention_archived", messages=archived)
+        except Exception:
+            log.exception("retention_failed")
 
     async def apply_retention(self) -> int:
         """Trim every session with live messages by the configured policies."""

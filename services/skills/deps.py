@@ -12,6 +12,10 @@ from services.skills.schemas import ReloadResult
 class Reloader(Protocol):
     async def reload(self) -> ReloadResult: ...
 
+    async def upload(self, data: bytes) -> str: ...
+
+    async def refresh(self) -> None: ...
+
 
 async def get_skills(request: Request) -> Reloader:
     slice_: Reloader = request.app.state.slice

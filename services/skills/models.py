@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, LargeBinary, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -60,3 +60,15 @@ class SkillError(SkillsBase, table=True):
     source: str = Field(primary_key=True, max_length=1_000)
     reason: str = Field(max_length=1_000)
     at: datetime
+
+
+class SkillUpload(SkillsBase, table=True):
+    """An uploaded skill's archive: the copy every replica unpacks into its own upload
+    folder (a replica's disk is its own; the database is shared)."""
+
+    __tablename__ = "skill_uploads"
+
+    name: str = Field(primary_key=True, max_length=64)
+    archive: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sha256: str = Field(max_length=64, description="Of the archive")
+    uploaded_at: datetime

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.kit.app import ContextDep, DbSessionDep
@@ -75,11 +74,10 @@ async def upload_skill(request: Request, ctx: ContextDep, skills: SkillsDep) -> 
     if not body:
         raise Unprocessable("send the archive as the request body", code="skill_rejected")
     try:
-        skill = await anyio.to_thread.run_sync(service.install_upload, bytes(body), ctx.settings)
+        name = await skills.upload(bytes(body))
     except SkillRejected as exc:
         raise rejected(exc) from None
-    await skills.reload()
-    return await ctx.db.run(lambda s: service.get_skill(s, skill.meta.name), write=False)
+    return await ctx.db.run(lambda s: service.get_skill(s, name), write=False)
 
 
 @router.post("/reload")
@@ -112,15 +110,18 @@ def read_skill(name: SkillName, db: DbSessionDep) -> SkillDetail:
     "/{name}/resources/{path:path}",
     responses={**error_responses(NotFound, Unprocessable), 200: {"content": {"text/plain": {}}}},
 )
-def read_resource(
+async def read_resource(
     name: SkillName,
     path: Annotated[str, Path(max_length=500)],
-    db: DbSessionDep,
     ctx: ContextDep,
+    skills: SkillsDep,
 ) -> Response:
-    """One resource file the skill names, confined to its folder."""
+    """One resource file the skill names, confined to its folder (an upload made through
+    another replica is unpacked here first)."""
+    await skills.refresh()
+    most = ctx.settings.skills.max_skill_md_bytes
     try:
-        data = service.read_resource(db, name, path, ctx.settings.skills.max_skill_md_bytes)
+        data = await ctx.db.run(lambda s: service.read_resource(s, name, path, most), write=False)
     except SkillRejected as exc:
         raise rejected(exc) from None
     return Response(data, media_type="text/plain; charset=utf-8")

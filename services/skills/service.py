@@ -3,6 +3,7 @@ skills relevant to a request."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 from datetime import UTC, datetime
@@ -16,9 +17,16 @@ from services.kit.config import Settings, SkillsSettings
 from services.kit.errors import NotFound
 from services.kit.outbox import add_event
 from services.kit.text import content_words
+from services.kit.versions import bump_version
 from services.skills.archive import unpack
 from services.skills.loader import LoadedSkill, SkillRejected, load_skill, resource_path
-from services.skills.models import SessionSkill, SkillError, SkillRecord, SkillVersion
+from services.skills.models import (
+    SessionSkill,
+    SkillError,
+    SkillRecord,
+    SkillUpload,
+    SkillVersion,
+)
 from services.skills.schemas import (
     ReloadResult,
     SelectedSkill,
@@ -32,6 +40,7 @@ from services.skills.schemas import SkillError as SkillErrorPublic
 log = structlog.get_logger("skills")
 SHIPPED = Path(__file__).resolve().parents[2] / "skills"
 MIN_SCORE = 2.0  # a trigger, a word of the name, or two words of the description
+UPLOADS_REGISTRY = "skills.uploads"  # its row in kit_registry_versions
 
 
 def skill_folders(settings: Settings) -> list[Path]:
@@ -106,9 +115,20 @@ def scan(folders: list[Path], settings: SkillsSettings) -> tuple[list[LoadedSkil
     return list(found.values()), refused
 
 
-def store(session: Session, skills: list[LoadedSkill], refused: dict[str, str]) -> ReloadResult:
+def store(
+    session: Session,
+    skills: list[LoadedSkill],
+    refused: dict[str, str],
+    *,
+    seen_before: set[str] | None = None,
+) -> ReloadResult:
     """Make the registry match what was found: new and changed skills (re)registered with a
-    version row, vanished ones removed, operator switches kept, refusals recorded."""
+    version row, vanished ones removed, operator switches kept, refusals recorded.
+
+    Replicas share the registry but not their disks, so a skill is removed only when this
+    process saw it on its own disk before (``seen_before``, None: any) and its folder has
+    gone since; a skill it simply does not have (another replica's, or an upload not yet
+    unpacked here) is left alone, and uploads (kept in the database) never vanish."""
     now = datetime.now(UTC)
     existing = {r.name: r for r in session.exec(select(SkillRecord)).all()}
     loaded, unchanged = [], 0
@@ -157,8 +177,10 @@ def store(session: Session, skills: list[LoadedSkill], refused: dict[str, str]) 
             },
         )
     removed = []
+    uploads = set(session.exec(select(SkillUpload.name)).all())
     for name, row in existing.items():
-        if not Path(row.source).exists():
+        mine = seen_before is None or name in seen_before
+        if mine and name not in uploads and not Path(row.source).exists():
             session.delete(row)
             removed.append(name)
         # a skill whose folder is there but now invalid keeps its last good version
@@ -192,6 +214,33 @@ def install_upload(data: bytes, settings: Settings) -> LoadedSkill:
         return load_skill(dest, settings.skills)
     finally:
         shutil.rmtree(cleanup, ignore_errors=True)
+
+
+def archive_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_upload(session: Session, *, name: str, data: bytes) -> str:
+    """Keep an accepted upload's archive for every replica; its sha256."""
+    sha = archive_sha256(data)
+    row = session.get(SkillUpload, name) or SkillUpload(
+        name=name, archive=b"", sha256="", uploaded_at=datetime.now(UTC)
+    )
+    row.archive, row.sha256, row.uploaded_at = data, sha, datetime.now(UTC)
+    session.add(row)
+    bump_version(session, name=UPLOADS_REGISTRY)  # the other replicas unpack it
+    session.flush()
+    return sha
+
+
+def upload_digests(session: Session) -> dict[str, str]:
+    """Every upload's name and archive sha256 (not the archives)."""
+    return {n: sha for n, sha in session.exec(select(SkillUpload.name, SkillUpload.sha256))}
+
+
+def read_upload(session: Session, *, name: str) -> bytes | None:
+    row = session.get(SkillUpload, name)
+    return None if row is None else row.archive
 
 
 def list_skills(session: Session) -> tuple[list[SkillSummary], list[SkillErrorPublic]]:

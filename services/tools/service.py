@@ -24,6 +24,7 @@ from services.kit.errors import Forbidden, NotFound, SliceError, Unprocessable
 from services.kit.group_commit import GroupCommitter
 from services.kit.metrics import LATENCY_BUCKETS
 from services.kit.outbox import add_event
+from services.kit.versions import SharedVersion, bump_version
 from services.tools.builtins import BUILTINS, CallContext, ToolSpec
 from services.tools.models import Execution, ToolRecord
 from services.tools.sandbox import Runner
@@ -41,6 +42,7 @@ from services.tools.workspace import ToolFailure, Workspace
 
 log = structlog.get_logger("tools")
 TIMEOUT_SLACK_S = 5.0
+REGISTRY = "tools"  # its row in kit_registry_versions
 SECRET_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|authorization|cookie|credential|private[_-]?key",
     re.IGNORECASE,
@@ -121,6 +123,8 @@ class ToolService:
         # concurrent calls share a transaction (and an fsync) for their log rows
         self.log_writer: GroupCommitter[Execution, int] = GroupCommitter(db, _write_executions)
         self.live: dict[str, _Live] = {}
+        # replicas share the registry: a change made on another is loaded within recheck_s
+        self.version = SharedVersion(REGISTRY, recheck_s=settings.replicas.registry_recheck_s)
         # tools this process cannot offer, whatever the registry says, and why
         self.unavailable: dict[str, str] = {}
         if self.runner.unavailable_reason is not None:
@@ -155,6 +159,9 @@ class ToolService:
         self.reload(session)
 
     def reload(self, session: Session) -> None:
+        """Load the live view from the registry (its version first: a change committed
+        between the two reads is loaded again at the next check, never missed)."""
+        version = self.version.moved(session)
         live = {}
         for row in session.exec(select(ToolRecord)):
             spec = self.specs.get(row.name)
@@ -168,6 +175,24 @@ class ToolService:
                 row.output_cap_bytes,
             )
         self.live = live
+        if version is not None:
+            self.version.loaded_as(version)
+
+    def refresh(self) -> None:
+        """Reload if another replica changed the registry (one primary-key read, at most
+        every ``replicas.registry_recheck_s``); for the synchronous routes."""
+        if self.version.due():
+            with self.db.session(write=False) as session:
+                self._reload_if_moved(session)
+
+    async def arefresh(self) -> None:
+        """``refresh`` for the call path: no I/O at all until the re-check is due."""
+        if self.version.due():
+            await self.db.run(self._reload_if_moved, write=False)
+
+    def _reload_if_moved(self, session: Session) -> None:
+        if self.version.moved(session) is not None:
+            self.reload(session)
 
     def list_tools(self, session: Session) -> list[ToolPublic]:
         rows = session.exec(select(ToolRecord).order_by(col(ToolRecord.name))).all()
@@ -180,6 +205,7 @@ class ToolService:
         )
 
     def openai_tools(self) -> list[OpenAITool]:
+        self.refresh()
         return [
             OpenAITool(
                 function=OpenAIFunction(
@@ -198,6 +224,7 @@ class ToolService:
             setattr(row, key, value)
         row.updated_at = datetime.now(UTC)
         session.add(row)
+        bump_version(session, name=REGISTRY)  # the other replicas reload it
         session.commit()
         self.reload(session)
         return self._public(row)
@@ -206,6 +233,7 @@ class ToolService:
 
     async def call(self, name: str, req: ToolCallRequest, caller: str | None) -> ToolCallResult:
         """Validate, run within the tool's limits, and log the call whatever happens."""
+        await self.arefresh()
         tool = self.live.get(name)
         if tool is None:
             raise NotFound(f"tool {name!r} not found")

@@ -43,6 +43,7 @@ class ToolsSlice(AtomicSlice):
 
     async def status_details(self) -> dict[str, Any]:
         svc = self.service
+        await svc.arefresh()
 
         def counts(s: Session) -> int:
             return s.exec(select(func.count()).select_from(Execution)).one()
