@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-fast dashboard bench lint fmt clean
+.PHONY: install run test test-fast dashboard bench bench-compare lint fmt clean
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv with pip"; \
@@ -30,8 +30,11 @@ dashboard: install  ## only the dashboard (the fleet runner starts it too)
 	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 \
 	  --server.headless true --browser.gatherUsageStats false
 
-bench: install  ## benchmarks, printed as tables
-	$(BIN)/python -m benchmarks
+bench: install  ## benchmarks, printed as tables and saved as JSON in data/bench/
+	$(BIN)/python -m benchmarks $(ONLY)
+
+bench-compare: install  ## OLD=... NEW=...: flag figures more than 20% worse
+	$(BIN)/python -m benchmarks.results compare $(OLD) $(NEW)
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .

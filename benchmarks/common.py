@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.results import record_table
+
 
 @dataclass
 class Result:
@@ -72,6 +74,7 @@ def median_result(rounds: list[Result]) -> Result:
 
 
 def table(title: str, headers: list[str], rows: list[list[str]]) -> str:
+    record_table(title, headers, rows)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
