@@ -21,7 +21,7 @@ from typing import Any
 
 KEY_COLUMNS = frozenset(
     {"backend", "operation", "turn", "sessions", "endpoint", "conns", "client", "memories",
-     "scope", "path"}
+     "scope", "path", "figure"}
 )  # fmt: skip
 _NUMBER = re.compile(r"^[$]?(-?[0-9][0-9,]*\.?[0-9]*)\s*(ms|%|\u00d7|x|s)?$")
 TABLES: list[dict[str, Any]] = []  # what this process's benchmarks printed
@@ -37,8 +37,8 @@ def direction(column: str) -> str | None:
     name = column.lower()
     if "/s" in name:
         return "higher"
-    if name.endswith("ms") or " ms" in name or name == "errors":
-        return "lower"
+    if name.endswith("ms") or " ms" in name or name in ("errors", "value"):
+        return "lower"  # "value" rows are times and sizes (the fleet table)
     return None
 
 

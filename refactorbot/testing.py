@@ -71,11 +71,17 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 @contextlib.contextmanager
 def fleet_process(
-    tmp: Path, *, extra_env: dict[str, str] | None = None, ready_timeout: float = 120
+    tmp: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    ready_timeout: float = 120,
+    dashboard: bool = False,
 ) -> Iterator[RunningFleet]:
-    """Run the fleet until the block ends, then stop it with SIGINT (as Ctrl-C would)."""
+    """Run the fleet until the block ends, then stop it with SIGINT (as Ctrl-C would).
+    Everything is as ``make run`` has it but the ports (free ones), the folders (in
+    ``tmp``), known keys, and the dashboard (off unless asked: tests use AppTest)."""
     check_servers_allowed("fleet_process")
-    ports = {name: free_port() for name in (*SERVICE_NAMES, "simulator")}
+    ports = {name: free_port() for name in (*SERVICE_NAMES, "simulator", "dashboard")}
     env = {
         k: v
         for k, v in os.environ.items()
@@ -91,7 +97,7 @@ def fleet_process(
             "REFACTORBOT_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "REFACTORBOT_MASTER_CORE__ADMIN_API_KEY": ADMIN_KEY,
             "REFACTORBOT_FLEET__RESTART_BACKOFF_S": "0.2",
-            "REFACTORBOT_DASHBOARD__ENABLED": "false",  # its pages are tested with AppTest
+            "REFACTORBOT_DASHBOARD__ENABLED": "true" if dashboard else "false",
             "REFACTORBOT_CONFIG": str(config),
             **(extra_env or {}),
         }
