@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from services.kit.errors import Forbidden, NotFound, SliceError, Unprocessable
 from services.kit.group_commit import GroupCommitter
 from services.kit.metrics import LATENCY_BUCKETS
 from services.kit.outbox import add_event
+from services.kit.redact import redact
 from services.tools.builtins import BUILTINS, CallContext, ToolSpec
 from services.tools.models import Execution, ToolRecord
 from services.tools.sandbox import Runner
@@ -40,29 +40,6 @@ from services.tools.web import WebFetcher
 from services.tools.workspace import ToolFailure, Workspace
 
 log = structlog.get_logger("tools")
-SECRET_KEY = re.compile(
-    r"pass(word|wd)?|secret|token|api[_-]?key|authorization|cookie|credential|private[_-]?key",
-    re.IGNORECASE,
-)
-SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})"
-)
-
-
-def redact(value: Any) -> Any:
-    """Arguments as logged: values under secret-looking keys and secret-looking strings
-    are replaced by ``[redacted]``."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return SECRET_VALUE.sub("[redacted]", value)
-    return value
-
-
 def describe_error(error: ValidationError) -> str:
     """``arguments.path: 5 is not of type 'string' (rule: type)``."""
     where = "arguments" + "".join(
