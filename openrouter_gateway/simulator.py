@@ -542,12 +542,15 @@ def main() -> None:
     import uvicorn
 
     from services.kit.config import ConfigError, load_settings
+    from services.kit.logging import configure_logging
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"openrouter simulator: {exc}", file=sys.stderr)
         sys.exit(2)
+    # JSON lines like every service, into its rotating log file under the fleet runner
+    configure_logging("openrouter_simulator", settings.log_level, settings.logging)
     cfg = settings.simulator
     try:
         app = create_simulator_app(
@@ -562,6 +565,7 @@ def main() -> None:
         host=cfg.host,
         port=cfg.port,
         log_level="warning",
+        log_config=None,
         access_log=False,
         loop="uvloop",
         http="httptools",
