@@ -151,6 +151,9 @@ def fleet_env(settings: Settings) -> tuple[dict[str, str], str]:
         "REFACTORBOT_DATA_DIR": str(settings.data_dir.resolve()),
         "REFACTORBOT_LOG_DIR": str(settings.log_dir.resolve()),
         "PYTHONUNBUFFERED": "1",
+        # each child rotates its own log file; these keep it to the runner's limits
+        "REFACTORBOT_LOGGING__MAX_BYTES": str(settings.logging.max_bytes),
+        "REFACTORBOT_LOGGING__BACKUP_COUNT": str(settings.logging.backup_count),
     }
     return env, admin
 

@@ -40,6 +40,8 @@ from services.tools.web import WebFetcher
 from services.tools.workspace import ToolFailure, Workspace
 
 log = structlog.get_logger("tools")
+
+
 def describe_error(error: ValidationError) -> str:
     """``arguments.path: 5 is not of type 'string' (rule: type)``."""
     where = "arguments" + "".join(
