@@ -179,6 +179,9 @@ class Fleet:
     ) -> None:
         self.settings = settings
         self.specs = specs if specs is not None else default_specs(settings)
+        names = [s.log_name for s in self.specs]
+        if len(set(names)) != len(names):  # a rotating file has one writer, never two
+            raise ValueError(f"two processes would write the same log file: {names}")
         extra_env, self.admin_key = fleet_env(settings)
         self.env = {**os.environ, **extra_env}
         self.out = out

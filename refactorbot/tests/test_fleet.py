@@ -357,3 +357,10 @@ async def test_crash_traceback_after_a_rotation_is_in_the_start_failure(tmp_path
         "crasher.log.2",
         "crasher.log.3",
     ]
+
+
+def test_two_processes_never_share_a_log_file(tmp_path: Path) -> None:
+    one, two = http_spec("alpha"), http_spec("beta")
+    two.log_name = one.log_name
+    with pytest.raises(ValueError, match="same log file"):
+        Fleet(make_settings(tmp_path), [one, two], out=lambda _: None)
