@@ -550,6 +550,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         log_level="warning",
+        log_config=None,
         access_log=False,
         loop="uvloop",
         http="httptools",

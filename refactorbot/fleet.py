@@ -25,6 +25,7 @@ import aiohttp
 
 from refactorbot.credentials import ADMIN_KEY_FILE
 from services.kit.config import Settings, SimulatorSettings
+from services.kit.logfile import LOG_FILE_ENV, rotate_if_over
 from services.kit.manifest import SERVICE_NAMES
 
 STABLE_AFTER_S = 30.0  # a process up this long gets its restart backoff reset
@@ -86,7 +87,13 @@ def default_specs(settings: Settings) -> list[ProcessSpec]:
         specs.append(
             ProcessSpec(
                 "openrouter_simulator",
-                [sys.executable, "-m", "openrouter_gateway.simulator", *simulator_args(sim)],
+                [
+                    sys.executable,
+                    "-m",
+                    "services.kit.logfile",  # its output into the rotating log file
+                    "openrouter_gateway.simulator",
+                    *simulator_args(sim),
+                ],
                 f"http://{sim.host}:{sim.port}/health",
                 "openrouter_simulator.log",
             )
@@ -108,6 +115,7 @@ def default_specs(settings: Settings) -> list[ProcessSpec]:
                 [
                     sys.executable,
                     "-m",
+                    "services.kit.logfile",  # Streamlit's output into the rotating log file
                     "streamlit",
                     "run",
                     str(DASHBOARD_APP),
@@ -159,6 +167,9 @@ def fleet_env(settings: Settings) -> tuple[dict[str, str], str]:
         "REFACTORBOT_DATA_DIR": str(settings.data_dir.resolve()),
         "REFACTORBOT_LOG_DIR": str(settings.log_dir.resolve()),
         "PYTHONUNBUFFERED": "1",
+        # each child rotates its own log file; these keep it to the runner's limits
+        "REFACTORBOT_LOGGING__MAX_BYTES": str(settings.logging.max_bytes),
+        "REFACTORBOT_LOGGING__BACKUP_COUNT": str(settings.logging.backup_count),
     }
     return env, admin
 
@@ -184,6 +195,9 @@ class Fleet:
     ) -> None:
         self.settings = settings
         self.specs = specs if specs is not None else default_specs(settings)
+        names = [s.log_name for s in self.specs]
+        if len(set(names)) != len(names):  # a rotating file has one writer, never two
+            raise ValueError(f"two processes would write the same log file: {names}")
         extra_env, self.admin_key = fleet_env(settings)
         self.env = {**os.environ, **extra_env}
         self.out = out
@@ -194,11 +208,17 @@ class Fleet:
 
     # --- logging and state ---------------------------------------------------------------------
     def log(self, message: str) -> None:
-        """Print a timestamped line and append it to ``log_dir/fleet.log``."""
+        """Print a timestamped line and append it to ``log_dir/fleet.log`` (rotated too)."""
         line = f"{_now()} {message}"
         self.out(line)
-        with (self.settings.log_dir / "fleet.log").open("a") as f:
+        path = self.settings.log_dir / "fleet.log"
+        self._rotate_if_over(path)
+        with path.open("a") as f:
             f.write(line + "\n")
+
+    def _rotate_if_over(self, path: Path) -> None:
+        cfg = self.settings.logging
+        rotate_if_over(path, max_bytes=cfg.max_bytes, backup_count=cfg.backup_count)
 
     @property
     def state_file(self) -> Path:
@@ -238,10 +258,14 @@ class Fleet:
         tmp.replace(self.state_file)
 
     def _log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.log_path(name)
         try:
-            text = self.log_path(name).read_text(errors="replace")
+            text = path.read_text(errors="replace")
         except OSError:
             return "  (no log)"
+        if LOG_MARK not in text:  # the child rotated its file since it started
+            with contextlib.suppress(OSError):
+                text = Path(f"{path}.1").read_text(errors="replace") + text
         run = text.rsplit(LOG_MARK, 1)[-1].splitlines()[1:]  # this run's lines only
         return "\n".join("  " + line for line in run[-lines:]) or "  (nothing logged)"
 
@@ -252,7 +276,13 @@ class Fleet:
 
     # --- processes -----------------------------------------------------------------------------
     async def _spawn(self, child: _Child) -> None:
-        with self.log_path(child.spec.name).open("ab") as log:
+        # The child's output goes to its own file from its first byte (an import error
+        # included); the child then rotates that file itself (services.kit.logfile), so
+        # no line passes through this process. A crash-looping child that dies before it
+        # opens its log is rotated here, between runs.
+        path = self.log_path(child.spec.name)
+        self._rotate_if_over(path)
+        with path.open("ab") as log:
             log.write(f"{LOG_MARK} {_now()} {' '.join(child.spec.argv)}\n".encode())
             log.flush()
             child.proc = await asyncio.create_subprocess_exec(
@@ -260,7 +290,7 @@ class Fleet:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
-                env=self.env,
+                env={**self.env, LOG_FILE_ENV: str(path)},
                 start_new_session=True,
             )
         child.started_at, child.up_since = time.time(), time.monotonic()

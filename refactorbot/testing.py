@@ -55,7 +55,10 @@ class RunningFleet:
         return int(self.state()["services"][name]["pid"])
 
     def log(self, name: str) -> str:
-        return (self.tmp / "logs" / f"{name}.log").read_text(errors="replace")
+        """The service's log, its rotated files (oldest first) included."""
+        path = self.tmp / "logs" / f"{name}.log"
+        older = sorted(path.parent.glob(f"{name}.log.*"), key=lambda p: -int(p.suffix[1:]))
+        return "".join(p.read_text(errors="replace") for p in [*older, path])
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:

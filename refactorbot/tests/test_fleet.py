@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,13 +13,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from refactorbot.fleet import Fleet, FleetError, ProcessSpec
+from refactorbot.fleet import LOG_MARK, Fleet, FleetError, ProcessSpec
 from services.kit.config import Settings, load_settings
 
 # A fake service: prints the admin key it was given, optionally leaves a grandchild in its
@@ -275,3 +277,90 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert not any(alive(p) for p in pids)
     assert not (data / "fleet.json").exists()
+
+
+def _rotated(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.glob(path.name + "*"))
+
+
+async def test_a_real_service_rotates_its_log_within_the_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("REFACTORBOT_SESSION__PORT", str(port))
+    settings = make_settings(
+        tmp_path,
+        internal_token="tok",
+        logging={"max_bytes": 2048, "backup_count": 2},
+        session={"port": port},
+    )
+    spec = ProcessSpec(
+        "session",
+        [sys.executable, "-m", "refactorbot", "serve", "session"],
+        f"http://127.0.0.1:{port}/ready",
+        "session.log",
+    )
+    settings.fleet.ready_timeout_s = 30
+    fleet = Fleet(settings, [spec], out=lambda _: None)
+    await fleet.start()
+    try:
+        for i in range(60):  # each request logs a ~230 byte line: several rollovers
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/sessions/none-{i}",
+                headers={"X-Internal-Token": "tok", "X-Request-ID": f"rotation-{i}"},
+            )
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=5).close()
+        log = settings.log_dir / "session.log"
+        await eventually(lambda: "rotation-59" in log.read_text())
+        assert _rotated(log) == ["session.log", "session.log.1", "session.log.2"]
+        files = [settings.log_dir / n for n in _rotated(log)]
+        assert all(f.stat().st_size <= 2048 for f in files)
+        lines = [line for f in files for line in f.read_text().splitlines()]
+        events = [json.loads(line) for line in lines if not line.startswith(LOG_MARK)]
+        assert all(e["service"] == "session" for e in events)
+        assert fleet.pid("session") is not None and fleet.restarts("session") == 0
+    finally:
+        await fleet.stop()
+
+
+CRASHER = textwrap.dedent("""
+    import structlog
+    from services.kit.config import load_settings
+    from services.kit.logging import configure_logging
+    configure_logging("crasher", "INFO", load_settings().logging)
+    for i in range(100):
+        structlog.get_logger().info("filling", n=i, padding="p" * 100)
+    raise RuntimeError("the start-up failed after the log rotated")
+""")
+
+
+async def test_crash_traceback_after_a_rotation_is_in_the_start_failure(tmp_path: Path) -> None:
+    script = tmp_path / "crasher.py"
+    script.write_text(CRASHER)
+    settings = make_settings(tmp_path, logging={"max_bytes": 2048, "backup_count": 3})
+    spec = ProcessSpec(
+        "crasher",
+        [sys.executable, str(script)],
+        f"http://127.0.0.1:{free_port()}/ready",
+        "crasher.log",
+    )
+    fleet = Fleet(settings, [spec], out=lambda _: None)
+    with pytest.raises(FleetError) as info:
+        await fleet.start()
+    message = str(info.value)
+    assert "crasher exited with code 1" in message
+    assert "RuntimeError: the start-up failed after the log rotated" in message
+    assert _rotated(settings.log_dir / "crasher.log") == [
+        "crasher.log",
+        "crasher.log.1",
+        "crasher.log.2",
+        "crasher.log.3",
+    ]
+
+
+def test_two_processes_never_share_a_log_file(tmp_path: Path) -> None:
+    one, two = http_spec("alpha"), http_spec("beta")
+    two.log_name = one.log_name
+    with pytest.raises(ValueError, match="same log file"):
+        Fleet(make_settings(tmp_path), [one, two], out=lambda _: None)

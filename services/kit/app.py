@@ -207,7 +207,7 @@ def create_app(slice_: AtomicSlice, settings: Settings | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(slice_.name, settings.log_level)
+        configure_logging(slice_.name, settings.log_level, settings.logging)
         assert svc.database_url is not None
         db = SliceDatabase(
             svc.database_url, metadata=slice_.metadata(), versions_dir=slice_.migrations_dir()

@@ -329,6 +329,17 @@ class FleetSettings(_Section):
     stop_timeout_s: float = Field(10.0, gt=0, description="Grace before SIGKILL on stop")
 
 
+class LoggingSettings(_Section):
+    """Each process's log file, ``log_dir/<name>.log``, rotated by size."""
+
+    max_bytes: int = Field(
+        10 << 20, ge=1024, description="Rotate a log file when it reaches this size"
+    )
+    backup_count: int = Field(
+        5, ge=1, le=1000, description="Rotated files kept per log (<name>.log.1 is the newest)"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REFACTORBOT_",
@@ -340,6 +351,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="SQLite files and generated secrets")
     log_dir: Path = Field(Path("logs"), description="One log file per service")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     internal_token: SecretStr | None = Field(None, description="Shared token of internal calls")
     openrouter: OpenRouterSettings = Field(default_factory=OpenRouterSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from services.kit.errors import Forbidden, NotFound, SliceError, Unprocessable
 from services.kit.group_commit import GroupCommitter
 from services.kit.metrics import LATENCY_BUCKETS
 from services.kit.outbox import add_event
+from services.kit.redact import redact
 from services.kit.versions import SharedVersion, bump_version
 from services.tools.builtins import BUILTINS, CallContext, ToolSpec
 from services.tools.models import Execution, ToolRecord
@@ -43,27 +43,6 @@ from services.tools.workspace import ToolFailure, Workspace
 log = structlog.get_logger("tools")
 TIMEOUT_SLACK_S = 5.0
 REGISTRY = "tools"  # its row in kit_registry_versions
-SECRET_KEY = re.compile(
-    r"pass(word|wd)?|secret|token|api[_-]?key|authorization|cookie|credential|private[_-]?key",
-    re.IGNORECASE,
-)
-SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})"
-)
-
-
-def redact(value: Any) -> Any:
-    """Arguments as logged: values under secret-looking keys and secret-looking strings
-    are replaced by ``[redacted]``."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return SECRET_VALUE.sub("[redacted]", value)
-    return value
 
 
 def describe_error(error: ValidationError) -> str:

@@ -38,6 +38,8 @@ def test_env_overrides_yaml(tmp_path: Path, monkeypatch) -> None:
         ("session:\n  port: 70000\n", {}, "session.port: Input should be less than or equal"),
         ("sesion:\n  port: 1\n", {}, "sesion: Extra inputs are not permitted"),
         ("", {"REFACTORBOT_CLIENT__TIMEOUT_S": "-1"}, "client.timeout_s"),
+        ("", {"REFACTORBOT_LOGGING__MAX_BYTES": "10"}, "logging.max_bytes: Input should be"),
+        ("logging:\n  backup_count: 0\n", {}, "logging.backup_count: Input should be"),
         ("log_level: LOUD\n", {}, "log_level"),
         ("- a\n- b\n", {}, "top level must be a mapping"),
         ("a: &x 1\nb: *x\n", {}, "anchors and aliases are not allowed"),
