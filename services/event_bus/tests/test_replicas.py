@@ -62,6 +62,7 @@ def ev(i: int) -> dict:
     return {"id": f"e{i}", "type": "test", "payload": {"n": i}}
 
 
+@pytest.mark.integration
 def test_replicas_share_a_producers_rate(tmp_path: Path, database: dict[str, str]) -> None:
     with ExitStack() as stack:
         a, b = replicas(tmp_path, stack, producer_rate=50, **database)
@@ -78,6 +79,7 @@ def test_replicas_share_a_producers_rate(tmp_path: Path, database: dict[str, str
         assert a.get("/v1/topics/rated").json()["depth"] == 101
 
 
+@pytest.mark.integration
 def test_no_rate_means_no_buckets(tmp_path: Path) -> None:
     with ExitStack() as stack:
         a, b = replicas(tmp_path, stack)
@@ -98,6 +100,7 @@ def prefix() -> Iterator[str]:
     cleanup(p)
 
 
+@pytest.mark.integration
 def test_nats_lease_taken_on_one_replica_is_acked_on_the_other(tmp_path: Path, prefix: str) -> None:
     topic = f"{prefix}.jobs"
     with ExitStack() as stack:
@@ -130,6 +133,7 @@ def test_nats_lease_taken_on_one_replica_is_acked_on_the_other(tmp_path: Path, p
         assert groups[0]["lag"] == 0 and groups[0]["in_flight"] == 0
 
 
+@pytest.mark.integration
 def test_nats_nack_on_another_replica_dead_letters_after_the_last_delivery(
     tmp_path: Path, prefix: str, database: dict[str, str]
 ) -> None:

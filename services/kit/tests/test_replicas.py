@@ -156,6 +156,7 @@ def test_registry_version_bumps_with_the_change(tmp_path: Path) -> None:
         db.dispose()
 
 
+@pytest.mark.integration
 def test_feedback_sent_to_one_replica_is_planned_by_the_other(tmp_path: Path) -> None:
     settings = settings_for_tests(tmp_path)
     with (

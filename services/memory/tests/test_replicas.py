@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from services.kit.app import create_app
 from services.kit.testing import serve_app, settings_for_tests
 from services.memory.slice import MemorySlice
@@ -23,6 +25,7 @@ class CountingMemory(MemorySlice):
         return 0
 
 
+@pytest.mark.integration
 def test_scheduled_consolidation_runs_once_across_two_replicas(tmp_path: Path) -> None:
     runs: list[str] = []
     settings = settings_for_tests(tmp_path, memory={"consolidate_every_s": 0.25})

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 
 from openrouter_gateway.catalog import load_snapshot
@@ -30,6 +31,7 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.integration
 async def test_upstreams_and_catalog_changed_on_one_replica_reach_the_other(
     tmp_path: Path,
 ) -> None:

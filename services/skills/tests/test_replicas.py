@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from services.kit.app import create_app
@@ -31,6 +32,7 @@ def archive(version: str) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.integration
 def test_an_upload_through_one_replica_is_everyones(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'skills.db'}"
 

@@ -131,9 +131,7 @@ CORPUS: list[list[str]] = [
 
 
 def _expand(argv: list[str], env: ToolsEnv) -> list[str]:
-    return [
-        a.replace(OUT, str(env.outside)).replace(WS, str(env.workspace)) for a in argv
-    ]
+    return [a.replace(OUT, str(env.outside)).replace(WS, str(env.workspace)) for a in argv]
 
 
 def _prepare(env: ToolsEnv) -> None:

@@ -28,6 +28,7 @@ def offered(url: str) -> set[str]:
     return {t["function"]["name"] for t in tools}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("recheck_s", [0.0, 0.3])
 def test_a_switch_flipped_on_one_replica_holds_on_the_other(
     tmp_path: Path, recheck_s: float
