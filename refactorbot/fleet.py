@@ -26,7 +26,7 @@ import aiohttp
 from refactorbot.credentials import ADMIN_KEY_FILE
 from services.kit.config import Settings, SimulatorSettings
 from services.kit.logfile import LOG_FILE_ENV, rotate_if_over
-from services.kit.manifest import SERVICE_NAMES
+from services.kit.manifest import SERVICE_NAMES, SLICE_NAMES
 
 STABLE_AFTER_S = 30.0  # a process up this long gets its restart backoff reset
 POLL_S = 0.15  # readiness poll interval
@@ -58,10 +58,137 @@ class ProcessSpec:
         return urlsplit(self.ready_url).port
 
 
+class ForkedProcess:
+    """A child of the fork server, with the part of asyncio's Process the runner uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._done = asyncio.Event()
+
+    def exited(self, code: int) -> None:
+        self.returncode = code
+        self._done.set()
+
+    async def wait(self) -> int:
+        await self._done.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+
+class ForkServer:
+    """The runner's side of :mod:`refactorbot.forkserver`: ask it for children, learn
+    when they exit. If it dies, its children are watched by polling their pids."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, preload_s: float) -> None:
+        self.proc = proc
+        self.preload_s = preload_s
+        self.children: dict[int, ForkedProcess] = {}
+        self._asked: dict[int, asyncio.Future[ForkedProcess]] = {}
+        self._ids = 0
+        self._orphans: set[asyncio.Task[None]] = set()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(
+        cls, modules: list[str], env: dict[str, str], log: Path, timeout_s: float
+    ) -> ForkServer:
+        """Start the server and wait until it has preloaded; OSError/RuntimeError if not."""
+        with log.open("ab") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "refactorbot.forkserver", *modules,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+                env=env, start_new_session=True,
+            )  # fmt: skip
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
+        except TimeoutError:
+            proc.kill()
+            raise RuntimeError(f"the fork server did not preload within {timeout_s:g}s") from None
+        hello = json.loads(line or b"{}")
+        if not hello.get("ready"):
+            proc.kill()
+            raise RuntimeError(
+                f"the fork server could not start: {hello.get('error', 'no answer')}"
+            )
+        return cls(proc, float(hello.get("preload_s", 0.0)))
+
+    async def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> ForkedProcess:
+        """A child running ``python -m argv[0] argv[1:]`` with ``env``, output to ``log``."""
+        if self._reader.done():
+            raise OSError("the fork server has stopped")
+        assert self.proc.stdin is not None
+        self._ids += 1
+        asked: asyncio.Future[ForkedProcess] = asyncio.get_running_loop().create_future()
+        self._asked[self._ids] = asked
+        request = {"id": self._ids, "argv": argv, "env": env, "log": str(log)}
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        await self.proc.stdin.drain()
+        return await asked
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            message = json.loads(line)
+            if "exited" in message:  # always after the answer that named the pid
+                child = self.children.pop(message["exited"], None)
+                if child is not None:
+                    child.exited(int(message["code"]))
+            elif "id" in message:
+                asked = self._asked.pop(message["id"])
+                if "pid" in message:
+                    child = self.children[message["pid"]] = ForkedProcess(message["pid"])
+                    asked.set_result(child)
+                else:
+                    asked.set_exception(OSError(message.get("error", "fork failed")))
+        for asked in self._asked.values():
+            if not asked.done():
+                asked.set_exception(OSError("the fork server has stopped"))
+        for child in list(self.children.values()):  # orphans now: watch their pids
+            self._orphans.add(asyncio.get_running_loop().create_task(_poll_exit(child)))
+
+    async def close(self) -> None:
+        """End the server (its children are stopped by the runner, not here)."""
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def _poll_exit(child: ForkedProcess) -> None:
+    while True:
+        try:
+            os.kill(child.pid, 0)
+        except ProcessLookupError:
+            child.exited(-1)  # its exit status went to the dead server
+            return
+        except PermissionError:
+            pass
+        await asyncio.sleep(0.5)
+
+
+def preload_modules(settings: Settings) -> list[str]:
+    """What the fork server imports: the shared stack and every service's code."""
+    modules = [
+        "refactorbot.cli", "services.kit.app", "services.kit.serve", "services.kit.logfile",
+        "uvicorn", "uvicorn.loops.uvloop", "uvicorn.protocols.http.httptools_impl",
+        "uvicorn.protocols.websockets.websockets_impl", "uvicorn.lifespan.on",
+        "master_core.slice", *(f"services.{name}.slice" for name in SLICE_NAMES),
+    ]  # fmt: skip
+    if settings.openrouter.api_key is None:
+        modules.append("openrouter_gateway.simulator")
+    return modules
+
+
 @dataclass
 class _Child:
     spec: ProcessSpec
-    proc: asyncio.subprocess.Process | None = None
+    proc: asyncio.subprocess.Process | ForkedProcess | None = None
     started_at: float = 0.0  # wall clock, for fleet.json
     up_since: float = 0.0  # monotonic, for the backoff reset
     restarts: int = 0
@@ -195,6 +322,8 @@ class Fleet:
     ) -> None:
         self.settings = settings
         self.specs = specs if specs is not None else default_specs(settings)
+        # the fork server preloads the services' code: worth it for the fleet itself
+        self.preload = settings.fleet.preload and specs is None
         names = [s.log_name for s in self.specs]
         if len(set(names)) != len(names):  # a rotating file has one writer, never two
             raise ValueError(f"two processes would write the same log file: {names}")
@@ -205,6 +334,7 @@ class Fleet:
             s.name: _Child(s, backoff=settings.fleet.restart_backoff_s) for s in self.specs
         }
         self.started_at = _now()
+        self.forkserver: ForkServer | None = None
 
     # --- logging and state ---------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -285,6 +415,15 @@ class Fleet:
         with path.open("ab") as log:
             log.write(f"{LOG_MARK} {_now()} {' '.join(child.spec.argv)}\n".encode())
             log.flush()
+        argv = child.spec.argv
+        if self.forkserver is not None and argv[:2] == [sys.executable, "-m"]:
+            with contextlib.suppress(OSError):  # a stopped server: a fresh process instead
+                child.proc = await self.forkserver.spawn(
+                    argv[2:], {**self.env, LOG_FILE_ENV: str(path)}, path
+                )
+                child.started_at, child.up_since = time.time(), time.monotonic()
+                return
+        with path.open("ab") as log:
             child.proc = await asyncio.create_subprocess_exec(
                 *child.spec.argv,
                 stdout=log,
@@ -302,9 +441,23 @@ class Fleet:
                 return resp.status == 200
         return False
 
+    async def _start_forkserver(self) -> None:
+        if not self.preload:
+            return
+        try:
+            self.forkserver = await ForkServer.start(
+                preload_modules(self.settings),
+                self.env,
+                self.settings.log_dir / "forkserver.log",
+                self.settings.fleet.ready_timeout_s,
+            )
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.log(f"preloading failed ({exc}); starting each service as a fresh process")
+
     async def start(self) -> None:
         """Start every process and wait until all are ready; on failure stop them all."""
         try:
+            await self._start_forkserver()
             for child in self.children.values():
                 await self._spawn(child)
             self._write_state()
@@ -395,6 +548,8 @@ class Fleet:
             await child.proc.wait()
 
         await asyncio.gather(*(reap(c) for c in started))
+        if self.forkserver is not None:
+            await self.forkserver.close()
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
 

@@ -327,6 +327,11 @@ class FleetSettings(_Section):
     restart_backoff_s: float = Field(1.0, gt=0, description="First restart delay")
     restart_backoff_max_s: float = Field(30.0, gt=0)
     stop_timeout_s: float = Field(10.0, gt=0, description="Grace before SIGKILL on stop")
+    preload: bool = Field(
+        True,
+        description="Fork services from one process that imported the shared code once "
+        "(faster start, shared memory); off: each service is a fresh interpreter",
+    )
 
 
 class LoggingSettings(_Section):
