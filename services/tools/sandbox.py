@@ -43,6 +43,7 @@ from services.tools.workspace import PathRefused, TooLarge, ToolFailure, Workspa
 log = structlog.get_logger("tools.sandbox")
 Mode = Literal["bubblewrap", "none"]
 SANDBOX_ROOT = "/workspace"
+KILL_GRACE_S = 5.0  # after the kill, how long the output pipes may take to reach EOF
 
 
 NO_BWRAP_ENV = "REFACTORBOT_EXEC_NO_BWRAP"
@@ -246,19 +247,34 @@ class Runner:
         )
         assert proc.stdout is not None and proc.stderr is not None
         out, err = _Capped(output_cap), _Capped(output_cap)
+        tasks = [
+            asyncio.ensure_future(out.drain(proc.stdout)),
+            asyncio.ensure_future(err.drain(proc.stderr)),
+            asyncio.ensure_future(proc.wait()),
+        ]
         timed_out = False
         try:
-            await asyncio.wait_for(
-                asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr), proc.wait()),
-                timeout=timeout_s,
-            )
-        except TimeoutError:
-            timed_out = True
-        finally:
-            if proc.returncode is None or timed_out:
+            # the drains are never cancelled mid-stream: a reader left with a full buffer
+            # stops reading, the pipe never reaches EOF and wait() would never return
+            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            if pending:
+                timed_out = True
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
+                # dead now: the drains reach EOF (the rest of the output is counted, dropped)
+                _, pending = await asyncio.wait(pending, timeout=KILL_GRACE_S)
+        finally:
+            for task in tasks:
+                task.cancel()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            if any(not t.done() or t.cancelled() for t in tasks[:2]):
+                # something outside the group still holds a pipe: let go of it
+                transport = getattr(proc, "_transport", None)
+                if transport is not None:
+                    transport.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return {
             "exit_code": None if timed_out else proc.returncode,
             "timed_out": timed_out,

@@ -195,3 +195,25 @@ def test_unsandboxed_exec_warns_at_every_start(
             pass
     err = capsys.readouterr()
     assert (err.out + err.err).count("exec_unsandboxed") >= 2
+
+
+@pytest.mark.integration
+def test_a_flooding_program_times_out_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Output faster than it is read, past the time limit: the call still ends at the
+    limit with the output capped (a reader left full would wait for EOF forever)."""
+    from services.tools import exec_policy
+
+    monkeypatch.setitem(
+        exec_policy.POLICIES,
+        "yes",
+        exec_policy.ArgPolicy(flags=frozenset(), operands="text", parse_options=False),
+    )
+    with start_tools_env(
+        tmp_path, sandbox="none", exec_unsandboxed=True, exec_allow=["yes"]
+    ) as env:
+        started = time.monotonic()
+        r = ok(env.call("exec", argv=["yes", "flood"], timeout_s=0.5))
+        assert r["timed_out"] and r["truncated"] and r["stdout"].startswith("flood\n")
+        assert time.monotonic() - started < 10
