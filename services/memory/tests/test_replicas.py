@@ -6,9 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from services.kit.app import create_app
 from services.kit.testing import serve_app, settings_for_tests
 from services.memory.slice import MemorySlice
+
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
 
 
 class CountingMemory(MemorySlice):

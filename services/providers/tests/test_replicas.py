@@ -10,12 +10,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 
 from openrouter_gateway.catalog import load_snapshot
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, fake_upstream, serve_app, settings_for_tests
 from services.providers.slice import create_slice
+
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
 
 H = {"X-Internal-Token": TEST_TOKEN}
 RECHECK_S = 0.2

@@ -9,12 +9,15 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
 from services.skills.slice import create_slice
 from services.skills.tests.conftest import skill_md
+
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
 
 AUTH = {"X-Internal-Token": TEST_TOKEN}
 
