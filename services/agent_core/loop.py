@@ -7,9 +7,10 @@ One turn:
    first out, never leaving a tool result without the call it answers), the user message,
    and the enabled tools' definitions;
 2. with ``meta_reasoning`` on, a plan for a multi-step request, kept in the context;
-3. LLM call; its tool calls run in parallel (bounded) through the tools slice, each result
-   (or error: bad arguments, refused path, a tool that failed) fed back as a ``tool``
-   message; then the next LLM call;
+3. LLM call (a typed ``ChatCompletion`` from the providers slice); its tool calls run in
+   parallel (bounded) through the tools slice, each result (or error: bad arguments,
+   refused path, a tool that failed) fed back as a ``tool`` message; then the next LLM
+   call;
 4. a draft answer is, with ``meta_reasoning``, reviewed once against the request; a review
    that asks for changes buys one more round;
 5. bounds: ``max_iterations`` LLM calls, ``max_turn_tokens``, ``max_turn_cost_usd`` and
@@ -39,6 +40,7 @@ from services.kit.errors import SliceError, UpstreamError
 from services.memory.client import MemoryClient
 from services.memory.schemas import MemoryCreate
 from services.providers.client import ProvidersClient
+from services.providers.schemas import CompletionMessage, ToolCall
 from services.skills.client import SkillsClient
 from services.skills.schemas import SelectRequest
 from services.tools.client import ToolsClient
@@ -235,7 +237,7 @@ class AgentLoop:
 
     async def _llm(
         self, kind: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
-    ) -> dict[str, Any]:
+    ) -> CompletionMessage:
         """One completion within the turn's deadline; usage counted, step recorded."""
         self._check_bounds()
         payload: dict[str, Any] = {"model": self.settings.model, "messages": messages}
@@ -250,14 +252,14 @@ class AgentLoop:
                     async def on_text(text: str) -> None:
                         await self._emit("delta", {"text": text})
 
-                    body = await self.providers.stream_chat_completions(
+                    answer = await self.providers.stream_chat_completions(
                         payload,
                         on_text=on_text,
                         session_id=self.session_id,
                         api_key_id=self.api_key_id,
                     )
                 else:
-                    body = await self.providers.chat_completions(
+                    answer = await self.providers.chat_completions(
                         payload, session_id=self.session_id, api_key_id=self.api_key_id
                     )
         except TimeoutError:
@@ -268,33 +270,24 @@ class AgentLoop:
         except SliceError as exc:
             self._step(kind, self.settings.model, began, outcome=exc.code, error=exc.message)
             raise
-        usage = body.get("usage") or {}
-        prompt, completion = (
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-        )
-        cost = float(usage.get("cost") or 0.0)
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
-        self.cost_usd += cost
-        self.model = str(body.get("model") or self.settings.model)
-        try:
-            choice = body["choices"][0]
-            message = choice["message"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise UpstreamError("the LLM returned no choices") from exc
+        usage = answer.usage
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cost_usd += usage.cost
+        self.model = answer.model or self.settings.model
+        if not answer.choices:
+            raise UpstreamError("the LLM returned no choices")
+        choice = answer.choices[0]
+        message = choice.message
         self._step(
             kind,
             self.model,
             began,
-            tokens=prompt + completion,
-            cost=cost,
-            finish_reason=choice.get("finish_reason"),
-            content=message.get("content"),
-            tool_calls=[
-                {"name": tc.get("function", {}).get("name"), "id": tc.get("id")}
-                for tc in message.get("tool_calls") or []
-            ],
+            tokens=usage.prompt_tokens + usage.completion_tokens,
+            cost=usage.cost,
+            finish_reason=choice.finish_reason,
+            content=message.content,
+            tool_calls=[{"name": tc.function.name, "id": tc.id} for tc in message.tool_calls],
         )
         return message
 
@@ -303,21 +296,18 @@ class AgentLoop:
 
     # -- tools -------------------------------------------------------------------------
 
-    async def _run_tools(
-        self, calls: list[dict[str, Any]], offered: set[str]
-    ) -> list[dict[str, Any]]:
+    async def _run_tools(self, calls: list[ToolCall], offered: set[str]) -> list[dict[str, Any]]:
         """Every call of one LLM answer, in parallel (bounded); results in call order."""
         gate = asyncio.Semaphore(self.settings.max_parallel_tools)
 
-        async def one(call: dict[str, Any]) -> dict[str, Any]:
+        async def one(call: ToolCall) -> dict[str, Any]:
             async with gate:
                 return await self._run_tool(call, offered)
 
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
-    async def _run_tool(self, call: dict[str, Any], offered: set[str]) -> dict[str, Any]:
-        fn = call.get("function") or {}
-        name, raw_args, call_id = fn.get("name") or "", fn.get("arguments") or "{}", call.get("id")
+    async def _run_tool(self, call: ToolCall, offered: set[str]) -> dict[str, Any]:
+        name, raw_args, call_id = call.function.name, call.function.arguments or "{}", call.id
         began = self._ms()
         await self._emit("tool.started", {"name": name, "call_id": call_id, "arguments": raw_args})
         outcome, content = "ok", ""
@@ -509,7 +499,7 @@ class AgentLoop:
                 plan = await self._llm(
                     "plan", [*messages, {"role": "system", "content": PLAN_PROMPT}], None
                 )
-                text = str(plan.get("content") or "").strip()
+                text = (plan.content or "").strip()
                 if text:
                     messages.append({"role": "system", "content": f"Your plan:\n{text}"})
                     await self._emit("plan", {"text": text})
@@ -519,10 +509,10 @@ class AgentLoop:
                         "max_iterations", f"the turn reached its limit of {s.max_iterations} steps"
                     )
                 message = await self._llm("llm", messages, tool_defs)
-                calls = message.get("tool_calls") or []
-                assistant: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+                calls = message.tool_calls
+                assistant: dict[str, Any] = {"role": "assistant", "content": message.content}
                 if calls:
-                    assistant["tool_calls"] = calls
+                    assistant["tool_calls"] = [c.model_dump(exclude_none=True) for c in calls]
                 messages.append(assistant)
                 new.append(assistant)
                 if calls:
@@ -531,7 +521,7 @@ class AgentLoop:
                     messages.extend(results)
                     new.extend(results)
                     continue
-                reply = str(message.get("content") or "")
+                reply = message.content or ""
                 if s.meta_reasoning and reflections < s.max_reflections:
                     reflections += 1
                     verdict = await self._review(messages)
@@ -581,7 +571,7 @@ class AgentLoop:
             [*_without_tools(messages), {"role": "system", "content": REVIEW_PROMPT}],
             None,
         )
-        text = str(review.get("content") or "").strip()
+        text = (review.content or "").strip()
         verdict: str | None = None
         if text.upper().startswith("REVISE"):
             verdict = text.split(":", 1)[-1].strip() or "the draft does not answer the request."
