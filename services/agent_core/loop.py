@@ -4,12 +4,14 @@ until it answers, within bounds that are always reported when they stop a turn.
 One turn:
 
 1. context: the system prompt, the session's history trimmed to a token budget (oldest
-   first out, never leaving a tool result without the call it answers), the user message,
-   and the enabled tools' definitions;
+   first out, never leaving a tool result without the call it answers), the memories
+   relevant to the message, the user message, and the enabled tools' definitions (the
+   memory tools ``remember``/``recall`` among them when memory is on);
 2. with ``meta_reasoning`` on, a plan for a multi-step request, kept in the context;
-3. LLM call; its tool calls run in parallel (bounded) through the tools slice, each result
-   (or error: bad arguments, refused path, a tool that failed) fed back as a ``tool``
-   message; then the next LLM call;
+3. LLM call (a typed ``ChatCompletion`` from the providers slice); its tool calls run in
+   parallel (bounded) through the tools slice, with the turn's owner and session beside
+   the model's arguments, each result (or error: bad arguments, refused path, a tool that
+   failed) fed back as a ``tool`` message; then the next LLM call;
 4. a draft answer is, with ``meta_reasoning``, reviewed once against the request; a review
    that asks for changes buys one more round;
 5. bounds: ``max_iterations`` LLM calls, ``max_turn_tokens``, ``max_turn_cost_usd`` and
@@ -28,21 +30,20 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from jsonschema import Draft202012Validator
 
 from openrouter_gateway import assess
 from services.kit.config import AgentCoreSettings
 from services.kit.errors import SliceError, UpstreamError
 from services.memory.client import MemoryClient
-from services.memory.schemas import MemoryCreate
 from services.providers.client import ProvidersClient
+from services.providers.schemas import CompletionMessage, ToolCall
 from services.skills.client import SkillsClient
 from services.skills.schemas import SelectRequest
 from services.tools.client import ToolsClient
-from services.tools.schemas import ToolCallRequest
+from services.tools.schemas import MEMORY_TOOLS, ToolCallRequest
 
 log = structlog.get_logger("agent_core.loop")
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -57,51 +58,6 @@ REVIEW_PROMPT = (
     "request: does it answer every part, correctly, using what the tools returned? Reply "
     "with exactly OK if it does, or with REVISE: followed by what is missing or wrong."
 )
-
-
-MEMORY_TOOLS: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "remember",
-            "description": "Store something worth knowing in later conversations: a fact about "
-            "the user, a preference, a decision. One short, self-contained sentence.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "minLength": 1, "maxLength": 2000},
-                    "importance": {"type": "number", "minimum": 0, "maximum": 1},
-                    "tags": {
-                        "type": "array",
-                        "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,40}$"},
-                        "maxItems": 10,
-                    },
-                },
-                "required": ["text"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "recall",
-            "description": "Search what you remember about the user and this conversation.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "minLength": 1, "maxLength": 500},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 20},
-                },
-                "required": ["query"],
-                "additionalProperties": False,
-            },
-        },
-    },
-]
-_MEMORY_VALIDATORS = {
-    t["function"]["name"]: Draft202012Validator(t["function"]["parameters"]) for t in MEMORY_TOOLS
-}
 
 
 def estimate_tokens(message: dict[str, Any]) -> int:
@@ -235,7 +191,7 @@ class AgentLoop:
 
     async def _llm(
         self, kind: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
-    ) -> dict[str, Any]:
+    ) -> CompletionMessage:
         """One completion within the turn's deadline; usage counted, step recorded."""
         self._check_bounds()
         payload: dict[str, Any] = {"model": self.settings.model, "messages": messages}
@@ -250,14 +206,14 @@ class AgentLoop:
                     async def on_text(text: str) -> None:
                         await self._emit("delta", {"text": text})
 
-                    body = await self.providers.stream_chat_completions(
+                    answer = await self.providers.stream_chat_completions(
                         payload,
                         on_text=on_text,
                         session_id=self.session_id,
                         api_key_id=self.api_key_id,
                     )
                 else:
-                    body = await self.providers.chat_completions(
+                    answer = await self.providers.chat_completions(
                         payload, session_id=self.session_id, api_key_id=self.api_key_id
                     )
         except TimeoutError:
@@ -268,33 +224,24 @@ class AgentLoop:
         except SliceError as exc:
             self._step(kind, self.settings.model, began, outcome=exc.code, error=exc.message)
             raise
-        usage = body.get("usage") or {}
-        prompt, completion = (
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-        )
-        cost = float(usage.get("cost") or 0.0)
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
-        self.cost_usd += cost
-        self.model = str(body.get("model") or self.settings.model)
-        try:
-            choice = body["choices"][0]
-            message = choice["message"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise UpstreamError("the LLM returned no choices") from exc
+        usage = answer.usage
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cost_usd += usage.cost
+        self.model = answer.model or self.settings.model
+        if not answer.choices:
+            raise UpstreamError("the LLM returned no choices")
+        choice = answer.choices[0]
+        message = choice.message
         self._step(
             kind,
             self.model,
             began,
-            tokens=prompt + completion,
-            cost=cost,
-            finish_reason=choice.get("finish_reason"),
-            content=message.get("content"),
-            tool_calls=[
-                {"name": tc.get("function", {}).get("name"), "id": tc.get("id")}
-                for tc in message.get("tool_calls") or []
-            ],
+            tokens=usage.prompt_tokens + usage.completion_tokens,
+            cost=usage.cost,
+            finish_reason=choice.finish_reason,
+            content=message.content,
+            tool_calls=[{"name": tc.function.name, "id": tc.id} for tc in message.tool_calls],
         )
         return message
 
@@ -303,26 +250,23 @@ class AgentLoop:
 
     # -- tools -------------------------------------------------------------------------
 
-    async def _run_tools(
-        self, calls: list[dict[str, Any]], offered: set[str]
-    ) -> list[dict[str, Any]]:
+    async def _run_tools(self, calls: list[ToolCall], offered: set[str]) -> list[dict[str, Any]]:
         """Every call of one LLM answer, in parallel (bounded); results in call order."""
         gate = asyncio.Semaphore(self.settings.max_parallel_tools)
 
-        async def one(call: dict[str, Any]) -> dict[str, Any]:
+        async def one(call: ToolCall) -> dict[str, Any]:
             async with gate:
                 return await self._run_tool(call, offered)
 
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
-    async def _run_tool(self, call: dict[str, Any], offered: set[str]) -> dict[str, Any]:
-        fn = call.get("function") or {}
-        name, raw_args, call_id = fn.get("name") or "", fn.get("arguments") or "{}", call.get("id")
+    async def _run_tool(self, call: ToolCall, offered: set[str]) -> dict[str, Any]:
+        name, raw_args, call_id = call.function.name, call.function.arguments or "{}", call.id
         began = self._ms()
         await self._emit("tool.started", {"name": name, "call_id": call_id, "arguments": raw_args})
         outcome, content = "ok", ""
         try:
-            if name not in offered:
+            if name not in offered or self.tools is None:
                 raise _ToolRefused("unknown_tool", f"there is no tool named {name!r}")
             try:
                 arguments = json.loads(raw_args) if raw_args.strip() else {}
@@ -331,21 +275,19 @@ class AgentLoop:
             if not isinstance(arguments, dict):
                 raise _ToolRefused("invalid_arguments", "arguments must be a JSON object")
             async with asyncio.timeout(max(0.001, self._left_s())):
-                if name in _MEMORY_VALIDATORS:
-                    result = await self._memory_tool(name, arguments)
-                else:
-                    assert self.tools is not None
-                    done = await self.tools.call(
-                        name,
-                        ToolCallRequest(
-                            arguments=arguments,
-                            workspace=self.settings.workspace,
-                            session_id=self.session_id,
-                            turn_id=self.turn_id,
-                        ),
-                    )
-                    result = done.result
-            content = json.dumps(result, ensure_ascii=False)
+                # Whose memories a memory tool reads or writes is the turn's owner, sent
+                # beside the arguments: nothing the model writes can change it.
+                done = await self.tools.call(
+                    name,
+                    ToolCallRequest(
+                        arguments=arguments,
+                        workspace=self.settings.workspace,
+                        session_id=self.session_id,
+                        turn_id=self.turn_id,
+                        owner=self.api_key_id,
+                    ),
+                )
+            content = json.dumps(done.result, ensure_ascii=False)
         except _ToolRefused as exc:
             outcome = exc.code
             content = json.dumps({"error": {"code": exc.code, "message": exc.msg}})
@@ -380,43 +322,6 @@ class AgentLoop:
         return {"role": "tool", "tool_call_id": call_id, "content": content}
 
     # -- memory --------------------------------------------------------------------------
-
-    async def _memory_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """remember / recall, answered by the memory slice for this user (or session)."""
-        problems = sorted(_MEMORY_VALIDATORS[name].iter_errors(arguments), key=lambda e: e.path)
-        if problems:
-            first = problems[0]
-            where = "arguments" + "".join(f".{p}" for p in first.absolute_path)
-            raise _ToolRefused(
-                "invalid_arguments", f"{where}: {first.message} (rule: {first.validator})"
-            )
-        assert self.memory is not None
-        if name == "remember":
-            scope, subject = self._memory_scope()
-            made = await self.memory.remember(
-                MemoryCreate(
-                    scope=scope,
-                    subject=subject,
-                    text=arguments["text"],
-                    importance=arguments.get("importance", 0.6),
-                    tags=arguments.get("tags", []),
-                    source_session=self.session_id,
-                ),
-                owner=self.api_key_id,
-            )
-            return {"remembered": made.text, "id": made.id, "mentions": made.mentions}
-        found = await self.memory.search(
-            arguments["query"],
-            owner=self.api_key_id,
-            user=self.api_key_id,
-            session_id=self.session_id,
-            limit=arguments.get("limit", 5),
-        )
-        return {"memories": [{"text": h.memory.text, "score": h.score} for h in found.data]}
-
-    def _memory_scope(self) -> tuple[Literal["user", "session"], str]:
-        """A user's memories when the turn has a key (its user), else the session's."""
-        return ("user", self.api_key_id) if self.api_key_id else ("session", self.session_id)
 
     async def _recall_for(self, user_message: str) -> str | None:
         """Relevant memories for this turn, within the memory token budget."""
@@ -486,15 +391,20 @@ class AgentLoop:
         messages = [*context, {"role": "user", "content": user_message}]
         new: list[dict[str, Any]] = []
         tool_defs: list[dict[str, Any]] = []
-        if s.tools_enabled and self.tools is not None:
+        memory_on = s.memory_enabled and self.memory is not None
+        if (s.tools_enabled or memory_on) and self.tools is not None:
             began = self._ms()
             try:
-                tool_defs = await self.tools.openai_tools()
+                tool_defs = [
+                    t
+                    for t in await self.tools.openai_tools()
+                    # remember/recall come with memory; the others with tools
+                    if (memory_on if t["function"]["name"] in MEMORY_TOOLS else s.tools_enabled)
+                ]
             except SliceError as exc:
                 # Without the tools slice the agent still answers, and says so in the trace.
                 self._step("tools", None, began, outcome=exc.code, error=exc.message)
-        if s.memory_enabled and self.memory is not None:
-            tool_defs = [*tool_defs, *MEMORY_TOOLS]
+        if memory_on:
             recalled = await self._recall_for(user_message)
             if recalled:
                 messages.insert(len(messages) - 1, {"role": "system", "content": recalled})
@@ -509,7 +419,7 @@ class AgentLoop:
                 plan = await self._llm(
                     "plan", [*messages, {"role": "system", "content": PLAN_PROMPT}], None
                 )
-                text = str(plan.get("content") or "").strip()
+                text = (plan.content or "").strip()
                 if text:
                     messages.append({"role": "system", "content": f"Your plan:\n{text}"})
                     await self._emit("plan", {"text": text})
@@ -519,10 +429,10 @@ class AgentLoop:
                         "max_iterations", f"the turn reached its limit of {s.max_iterations} steps"
                     )
                 message = await self._llm("llm", messages, tool_defs)
-                calls = message.get("tool_calls") or []
-                assistant: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+                calls = message.tool_calls
+                assistant: dict[str, Any] = {"role": "assistant", "content": message.content}
                 if calls:
-                    assistant["tool_calls"] = calls
+                    assistant["tool_calls"] = [c.model_dump(exclude_none=True) for c in calls]
                 messages.append(assistant)
                 new.append(assistant)
                 if calls:
@@ -531,7 +441,7 @@ class AgentLoop:
                     messages.extend(results)
                     new.extend(results)
                     continue
-                reply = str(message.get("content") or "")
+                reply = message.content or ""
                 if s.meta_reasoning and reflections < s.max_reflections:
                     reflections += 1
                     verdict = await self._review(messages)
@@ -581,7 +491,7 @@ class AgentLoop:
             [*_without_tools(messages), {"role": "system", "content": REVIEW_PROMPT}],
             None,
         )
-        text = str(review.get("content") or "").strip()
+        text = (review.content or "").strip()
         verdict: str | None = None
         if text.upper().startswith("REVISE"):
             verdict = text.split(":", 1)[-1].strip() or "the draft does not answer the request."

@@ -116,8 +116,11 @@ class SliceClient:
         timeout_s: float | None = None,
         idempotent: bool | None = None,
         headers: dict[str, str] | None = None,
+        decode: bool = True,
     ) -> Any:
-        """Call ``method path`` and return the decoded JSON body (None for 204)."""
+        """Call ``method path`` and return the decoded JSON body (None for 204); with
+        ``decode=False`` the body's bytes, for a caller that validates them itself
+        (``Model.model_validate_json``: one parse instead of two)."""
         pool = self.pool
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
@@ -166,6 +169,8 @@ class SliceClient:
                 await asyncio.sleep(min(0.05 * 2**attempt, max(0.0, deadline - time.monotonic())))
                 continue
             if status < 400:
+                if not decode:
+                    return raw
                 return json.loads(raw) if raw else None
             if idempotent and status in RETRY_STATUSES and attempt < pool.retries:
                 attempt += 1

@@ -394,10 +394,8 @@ class Consolidator:
         except SliceError as exc:
             run.status, run.error = "failed", exc.message[:1000]
             return
-        run.cost_usd = float((answer.get("usage") or {}).get("cost") or 0.0)
-        content = str(
-            ((answer.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
-        )
+        run.cost_usd = answer.usage.cost
+        content = (answer.choices[0].message.content or "") if answer.choices else ""
         run.output = content
         run.details = {"llm_ms": round((time.perf_counter() - began) * 1000, 1)}
         items = parse_memories(content)

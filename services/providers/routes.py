@@ -33,6 +33,7 @@ from services.providers.schemas import (
     BudgetPublic,
     BudgetsPublic,
     BudgetUpdate,
+    ChatCompletion,
     ChatCompletionRequest,
     ModelPublic,
     ModelsPublic,
@@ -51,7 +52,10 @@ router = APIRouter(prefix="/v1", tags=["providers"])
 
 @router.post(
     "/chat/completions",
-    responses=error_responses(BadRequest, BudgetExceeded, UpstreamError, ServiceUnavailable),
+    responses={
+        200: {"model": ChatCompletion, "description": "The completion (or its SSE chunks)"},
+        **error_responses(BadRequest, BudgetExceeded, UpstreamError, ServiceUnavailable),
+    },
 )
 async def create_chat_completion(
     body: ChatCompletionRequest,

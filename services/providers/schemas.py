@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SESSION_HEADER = "X-Session-ID"
 API_KEY_ID_HEADER = "X-API-Key-ID"
@@ -27,6 +28,136 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     stream: bool = False
+
+
+# -- a completion as the providers slice answers it (OpenAI's shape, OpenRouter's fields) ----
+#
+# Callers on the hot path get these, validated straight from the response bytes. Every model
+# allows extra fields: OpenRouter adds some (provider, reasoning, native_finish_reason, ...)
+# and an unknown one must never fail a paid-for answer.
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field("", description="The tool the model calls")
+    arguments: str = Field(
+        "", description="The arguments as the model wrote them: JSON text, not yet checked"
+    )
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _no_name(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        # Some upstreams send an object instead of the JSON text OpenAI specifies.
+        if value is None:
+            return ""
+        return value if isinstance(value, str) else json.dumps(value)
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = Field(None, description="Quoted back by the tool message answering it")
+    type: str = Field("function", description="Always function today")
+    function: FunctionCall = Field(default_factory=FunctionCall)
+
+
+class CompletionMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str = Field("assistant", description="assistant")
+    content: str | None = Field(None, description="The text; none when it only calls tools")
+    tool_calls: list[ToolCall] = Field(
+        default_factory=list, description="Tools the model wants run before it answers"
+    )
+
+    @field_validator("tool_calls", mode="before")
+    @classmethod
+    def _no_calls(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class Choice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int = 0
+    message: CompletionMessage = Field(default_factory=CompletionMessage)
+    finish_reason: str | None = Field(None, description="stop, tool_calls, length, error, ...")
+
+
+class CompletionUsage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    prompt_tokens: int = Field(0, ge=0)
+    completion_tokens: int = Field(0, ge=0)
+    total_tokens: int = Field(0, ge=0)
+    cost: float = Field(0.0, description="What the call cost, in USD (OpenRouter's figure)")
+
+    @field_validator("prompt_tokens", "completion_tokens", "total_tokens", "cost", mode="before")
+    @classmethod
+    def _none_is_zero(cls, value: Any) -> Any:
+        return 0 if value is None else value
+
+
+class ChatCompletion(BaseModel):
+    """A ``chat.completion``: what ``POST /v1/chat/completions`` answers (and what a
+    streamed answer adds up to)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = Field(None, description="The upstream's generation id")
+    object: str = "chat.completion"
+    created: int | None = None
+    model: str | None = Field(None, description="The model that answered (after routing)")
+    provider: str | None = Field(None, description="OpenRouter's provider, when it says")
+    choices: list[Choice] = Field(default_factory=list)
+    usage: CompletionUsage = Field(default_factory=CompletionUsage)
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _no_usage(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class FunctionCallDelta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    arguments: str | None = Field(None, description="The next piece of the arguments' text")
+
+
+class ToolCallDelta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int | None = Field(None, description="Which call of the message this piece is of")
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCallDelta | None = None
+
+
+class Delta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str | None = None
+    content: str | None = Field(None, description="The next piece of text")
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChunkChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int = 0
+    delta: Delta = Field(default_factory=Delta)
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``chat.completion.chunk`` of a streamed answer (a Server-Sent Event's data).
+    The last one carries ``usage`` and no choices; a mid-stream failure carries ``error``."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    created: int | None = None
+    model: str | None = None
+    provider: str | None = None
+    choices: list[ChunkChoice] = Field(default_factory=list)
+    usage: CompletionUsage | None = None
+    error: dict[str, Any] | None = Field(None, description="OpenRouter's mid-stream error")
 
 
 class UsagePublic(BaseModel):

@@ -1,4 +1,5 @@
-"""The built-in tools: files in the workspace, exec of allowed programs, web_fetch.
+"""The built-in tools: files in the workspace, exec of allowed programs, web_fetch, and
+the agent's memory (remember, recall) through the memory slice.
 
 Each tool is a :class:`ToolSpec`: an OpenAI-style JSON Schema for its arguments (checked
 before it runs, ``additionalProperties: false``), a permission class, default limits, and
@@ -19,16 +20,19 @@ from typing import Any, Literal
 import anyio
 
 from services.kit.config import ToolsSettings
+from services.memory.client import MemoryClient
+from services.memory.schemas import MemoryCreate
 from services.tools.sandbox import Runner
 from services.tools.web import WebFetcher
 from services.tools.workspace import PathConflict, PathNotFound, TooLarge, ToolFailure, Workspace
 
-Permission = Literal["read", "write", "execute", "network"]
+Permission = Literal["read", "write", "execute", "network", "memory"]
 
 
 @dataclass
 class CallContext:
-    """What one tool call runs with: its workspace, limits and the shared helpers."""
+    """What one tool call runs with: its workspace, limits and the shared helpers, and the
+    turn it is part of (from the caller, never from the model's arguments)."""
 
     workspace: Workspace
     settings: ToolsSettings
@@ -36,6 +40,9 @@ class CallContext:
     timeout_s: float
     runner: Runner
     fetcher: WebFetcher
+    memory: MemoryClient | None = None
+    owner: str | None = None
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,53 @@ async def web_fetch(call: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     return await call.fetcher.fetch(args["url"], max_bytes=most, timeout_s=call.timeout_s)
 
 
+# -- remember / recall --------------------------------------------------------------------
+
+
+class MemoryUnavailable(ToolFailure):
+    status, code = 503, "memory_unavailable"
+
+
+def _memory_of(call: CallContext) -> MemoryClient:
+    """The memory client, once the call says whose memories these are."""
+    if call.memory is None:
+        raise MemoryUnavailable("this tools service has no memory slice to call")
+    if call.owner is None and call.session_id is None:
+        # Without either, a search would span every user's memories: refused.
+        raise ToolFailure("a memory tool needs the turn's owner or session_id")
+    return call.memory
+
+
+async def remember(call: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    memory = _memory_of(call)
+    # The owner's (user) memories when the turn has one, else the conversation's.
+    scope, subject = ("user", call.owner) if call.owner else ("session", call.session_id)
+    made = await memory.remember(
+        MemoryCreate(
+            scope=scope,
+            subject=subject or "",
+            text=args["text"],
+            importance=args.get("importance", 0.6),
+            tags=args.get("tags", []),
+            source_session=call.session_id,
+        ),
+        owner=call.owner,
+    )
+    return {"remembered": made.text, "id": made.id, "mentions": made.mentions}
+
+
+async def recall(call: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    memory = _memory_of(call)
+    found = await memory.search(
+        args["query"],
+        owner=call.owner,
+        user=call.owner,
+        session_id=call.session_id,
+        limit=args.get("limit", 5),
+    )
+    return {"memories": [{"text": h.memory.text, "score": h.score} for h in found.data]}
+
+
 BUILTINS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "read_file",
@@ -363,5 +417,37 @@ BUILTINS: tuple[ToolSpec, ...] = (
         ),
         "network",
         web_fetch,
+    ),
+    ToolSpec(
+        "remember",
+        "Store something worth knowing in later conversations: a fact about the user, a "
+        "preference, a decision. One short, self-contained sentence.",
+        _schema(
+            {
+                "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+                "importance": {"type": "number", "minimum": 0, "maximum": 1},
+                "tags": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,40}$"},
+                    "maxItems": 10,
+                },
+            },
+            ["text"],
+        ),
+        "memory",
+        remember,
+    ),
+    ToolSpec(
+        "recall",
+        "Search what you remember about the user and this conversation.",
+        _schema(
+            {
+                "query": {"type": "string", "minLength": 1, "maxLength": 500},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 20},
+            },
+            ["query"],
+        ),
+        "memory",
+        recall,
     ),
 )

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 TOOL_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 WORKSPACE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+MEMORY_TOOLS = frozenset({"remember", "recall"})
+"""The tools that read and write memories (permission ``memory``): whose memories is the
+call's ``owner`` (and ``session_id``), never anything in its arguments."""
 
 
 class ToolPublic(BaseModel):
@@ -61,11 +64,20 @@ class OpenAIToolsPublic(BaseModel):
 
 
 class ToolCallRequest(BaseModel):
+    """One call. ``arguments`` are the model's; the other fields are the turn's context,
+    set by the caller (the agent), never taken from the model."""
+
     model_config = ConfigDict(extra="forbid")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Checked by the schema")
-    workspace: str = Field("default", pattern=WORKSPACE_NAME)
-    session_id: str | None = Field(None, max_length=64)
-    turn_id: str | None = Field(None, max_length=64)
+    workspace: str = Field("default", pattern=WORKSPACE_NAME, description="Where files are")
+    session_id: str | None = Field(None, max_length=64, description="The conversation")
+    turn_id: str | None = Field(None, max_length=64, description="The agent turn")
+    owner: str | None = Field(
+        None,
+        max_length=64,
+        description="The API key id the turn runs for: whose memories remember/recall use "
+        "(none: the session's memories only)",
+    )
 
 
 class ToolCallResult(BaseModel):

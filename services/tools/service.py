@@ -25,6 +25,7 @@ from services.kit.metrics import LATENCY_BUCKETS
 from services.kit.outbox import add_event
 from services.kit.redact import redact
 from services.kit.versions import SharedVersion, bump_version
+from services.memory.client import MemoryClient
 from services.tools.builtins import BUILTINS, CallContext, ToolSpec
 from services.tools.models import Execution, ToolRecord
 from services.tools.sandbox import Runner
@@ -88,9 +89,11 @@ class ToolService:
         *,
         runner: Runner | None = None,
         fetcher: WebFetcher | None = None,
+        memory: MemoryClient | None = None,
     ) -> None:
         t = settings.tools
         self.settings, self.db = settings, db
+        self.memory = memory  # remember/recall call the memory slice through it
         roots = dict(t.workspaces) or {"default": settings.data_dir / "workspace"}
         self.workspaces = {name: Workspace(Path(path)) for name, path in roots.items()}
         self.runner = runner or Runner(t)
@@ -243,6 +246,9 @@ class ToolService:
                 timeout_s=tool.timeout_s,
                 runner=self.runner,
                 fetcher=self.fetcher,
+                memory=self.memory,
+                owner=req.owner,
+                session_id=req.session_id,
             )
             try:
                 # exec enforces its own limit (and kills the process group); this bounds

@@ -10,6 +10,7 @@ from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
 from services.kit.slice_base import AtomicSlice, SliceContext
+from services.memory.client import MemoryClient
 from services.tools.models import Execution, ToolsBase
 from services.tools.routes import router
 from services.tools.service import ToolService
@@ -21,7 +22,7 @@ class ToolsSlice(AtomicSlice):
 
     def __init__(self, **service_overrides: Any) -> None:
         super().__init__()
-        self._overrides = service_overrides  # tests inject a resolver/transport here
+        self._overrides = service_overrides  # tests inject a fetcher, runner or memory here
 
     def routers(self) -> list[APIRouter]:
         return [router]
@@ -31,9 +32,13 @@ class ToolsSlice(AtomicSlice):
 
     async def startup(self, ctx: SliceContext) -> None:
         await super().startup(ctx)
+        parts: dict[str, Any] = {
+            "memory": MemoryClient(ctx.pool, ctx.settings.memory.base_url),
+            **self._overrides,
+        }
         # Probing bubblewrap runs a process: off the event loop.
         self.service = await anyio.to_thread.run_sync(
-            lambda: ToolService(ctx.settings, ctx.db, ctx.metrics.registry, **self._overrides)
+            lambda: ToolService(ctx.settings, ctx.db, ctx.metrics.registry, **parts)
         )
         await ctx.db.run(self.service.sync)
         self.service.log_writer.start()

@@ -269,6 +269,52 @@ def test_the_agent_remembers_and_recalls_across_sessions(tmp_path: Path) -> None
 
 
 @pytest.mark.integration
+def test_a_model_cannot_choose_whose_memories_it_reads_or_writes(tmp_path: Path) -> None:
+    sim = scripted(
+        calls(
+            ("recall", {"query": "locker code", "owner": "key-bob"}),
+            ("remember", {"text": "Bob's locker code is 0000", "owner": "key-bob"}),
+            ("recall", {"query": "locker code"}),
+        ),
+        Turn(content="Done."),
+    )
+    stack, t = start_trio(tmp_path, sim)
+    with stack:
+        bob = {**H, "X-Owner": "key-bob"}
+        made = httpx.post(
+            f"{t.memory}/v1/memories",
+            json={"scope": "user", "subject": "key-bob", "text": "Bob's locker code is 4711"},
+            headers=bob,
+        )
+        assert made.status_code == 201, made.text
+        done = turn(t, "What is Bob's locker code?", api_key_id="key-ada")
+        steps = trace(t, done["turn_id"])
+        assert sorted(tool_steps(steps)) == [
+            ("recall", "invalid_arguments"), ("recall", "ok"), ("remember", "invalid_arguments")
+        ]  # fmt: skip
+        assert "4711" not in json.dumps(steps)
+        # the refusals went back to the model as the tools' results, like any tool's
+        msgs = httpx.get(
+            f"{t.session}/v1/sessions/{done['session_id']}/messages", headers=H
+        ).json()["data"]
+        results = [json.loads(m["content"]) for m in msgs if m["role"] == "tool"]
+        assert sum(1 for r in results if "error" in r) == 2
+        assert {"memories": []} in results
+        kept = httpx.get(f"{t.memory}/v1/memories", headers=bob).json()["data"]
+        assert [m["text"] for m in kept] == ["Bob's locker code is 4711"]
+        ada = httpx.get(f"{t.memory}/v1/memories", headers={**H, "X-Owner": "key-ada"}).json()
+        assert ada["count"] == 0
+        # the same calls in Bob's turn find his memory: the turn's owner decides
+        his = turn(t, "What is my locker code?", api_key_id="key-bob")
+        recall = next(
+            s
+            for s in trace(t, his["turn_id"])
+            if (s["kind"], s["name"], s["outcome"]) == ("tool", "recall", "ok")
+        )
+        assert "4711" in recall["detail"]["result"]
+
+
+@pytest.mark.integration
 def test_relevant_skills_join_the_turn_with_reasons(tmp_path: Path) -> None:
     stack, t = start_trio(tmp_path)
     with stack:

@@ -20,6 +20,8 @@ from services.event_bus.tests.test_nats import _nats_up, cleanup
 from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
 
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
+
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=2"
 
 

@@ -91,10 +91,12 @@ def race(url: str) -> list[str]:
     return sorted(p.communicate(timeout=60)[0].strip() for p in procs)
 
 
+@pytest.mark.integration
 def test_one_of_four_processes_gets_the_lease_sqlite(tmp_path: Path) -> None:
     assert race(f"sqlite:///{tmp_path / 'x.db'}") == ["lost", "lost", "lost", "won"]
 
 
+@pytest.mark.integration
 def test_one_of_four_processes_gets_the_lease_postgres(pg_url: str) -> None:  # noqa: F811
     assert race(pg_url) == ["lost", "lost", "lost", "won"]
 

@@ -12,6 +12,8 @@ from services.kit.app import create_app
 from services.kit.testing import serve_app, settings_for_tests
 from services.memory.slice import MemorySlice
 
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
+
 
 class CountingMemory(MemorySlice):
     """Records its consolidation passes instead of calling session and providers."""

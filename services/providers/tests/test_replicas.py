@@ -18,6 +18,8 @@ from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, fake_upstream, serve_app, settings_for_tests
 from services.providers.slice import create_slice
 
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
+
 H = {"X-Internal-Token": TEST_TOKEN}
 RECHECK_S = 0.2
 

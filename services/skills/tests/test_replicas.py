@@ -17,6 +17,8 @@ from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
 from services.skills.slice import create_slice
 from services.skills.tests.conftest import skill_md
 
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
+
 AUTH = {"X-Internal-Token": TEST_TOKEN}
 
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from services.kit.app import create_app
-from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
+from services.kit.testing import TEST_TOKEN, free_port, serve_app, settings_for_tests
+from services.memory.slice import create_slice as create_memory_slice
 from services.tools.sandbox import NO_BWRAP_ENV, bubblewrap_works
 from services.tools.slice import create_slice
 from services.tools.web import Fetched
@@ -56,6 +57,7 @@ class ToolsEnv:
     outside: Path  # a folder beside the workspace holding the canary
     transport: RecordingTransport
     resolver: StubResolver
+    memory_url: str | None = None  # the memory slice, when started beside it
 
     def call(self, tool: str, **arguments: Any) -> httpx.Response:
         return self.client.post(f"/v1/tools/{tool}/call", json={"arguments": arguments})
@@ -65,8 +67,12 @@ EXEC_ALLOW = ["echo", "wc", "cat", "ls", "sh", "sleep", "head", "tail", "sort", 
 
 
 @contextlib.contextmanager
-def start_tools_env(tmp_path: Path, **tools: Any) -> Iterator[ToolsEnv]:
-    """A tools slice on a real port; ``tools`` overrides its settings."""
+def start_tools_env(
+    tmp_path: Path, *, with_memory: bool = False, **tools: Any
+) -> Iterator[ToolsEnv]:
+    """A tools slice on a real port; ``tools`` overrides its settings. With ``with_memory``
+    a memory slice runs beside it (its own SQLite file); without, the memory tools point
+    at a port nothing listens on (and never at a fleet that may run on this machine)."""
     workspace = tmp_path / "ws"
     outside = tmp_path / "ws-evil"  # a sibling sharing the workspace's prefix
     outside.mkdir(exist_ok=True)
@@ -80,6 +86,7 @@ def start_tools_env(tmp_path: Path, **tools: Any) -> Iterator[ToolsEnv]:
             "output_cap_bytes": 4096,
             **tools,
         },
+        memory={"port": free_port(), "consolidate_every_s": 0},
     )
     transport = RecordingTransport()
     resolver = StubResolver(
@@ -96,11 +103,16 @@ def start_tools_env(tmp_path: Path, **tools: Any) -> Iterator[ToolsEnv]:
 
     fetcher = WebFetcher(allow_hosts=[], max_redirects=3, resolver=resolver, transport=transport)
     app = create_app(create_slice(fetcher=fetcher), settings)
-    with (
-        serve_app(app) as url,
-        httpx.Client(base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=30) as c,
-    ):
-        yield ToolsEnv(c, workspace.resolve(), outside, transport, resolver)
+    with contextlib.ExitStack() as stack:
+        memory_url = None
+        if with_memory:
+            memory = create_app(create_memory_slice(), settings)
+            memory_url = stack.enter_context(serve_app(memory, port=settings.memory.port))
+        url = stack.enter_context(serve_app(app))
+        c = stack.enter_context(
+            httpx.Client(base_url=url, headers={"X-Internal-Token": TEST_TOKEN}, timeout=30)
+        )
+        yield ToolsEnv(c, workspace.resolve(), outside, transport, resolver, memory_url)
 
 
 def bubblewrap_usable() -> bool:

@@ -13,6 +13,8 @@ from services.kit.app import create_app
 from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
 from services.tools.slice import create_slice
 
+pytestmark = pytest.mark.integration  # every test here starts servers or processes
+
 AUTH = {"X-Internal-Token": TEST_TOKEN}
 
 

@@ -20,11 +20,13 @@ def test_registry_and_openai_definitions(tools_env: ToolsEnv) -> None:
     tools = tools_env.client.get("/v1/tools").json()
     names = {t["name"] for t in tools["data"]}
     assert names == {
-        "read_file", "write_file", "edit_file", "list_dir", "search_files", "exec", "web_fetch"
+        "read_file", "write_file", "edit_file", "list_dir", "search_files", "exec", "web_fetch",
+        "remember", "recall",
     }  # fmt: skip
     perms = {t["name"]: t["permission"] for t in tools["data"]}
     assert perms["exec"] == "execute" and perms["web_fetch"] == "network"
     assert perms["read_file"] == "read" and perms["edit_file"] == "write"
+    assert perms["remember"] == perms["recall"] == "memory"
     assert {t["function"]["name"] for t in tools["tools"]} == names  # all enabled
     openai = tools_env.client.get("/v1/tools/openai").json()["tools"]
     read = next(t for t in openai if t["function"]["name"] == "read_file")
