@@ -68,17 +68,23 @@ def ev(i: int) -> dict:
 def test_replicas_share_a_producers_rate(tmp_path: Path, database: dict[str, str]) -> None:
     with ExitStack() as stack:
         a, b = replicas(tmp_path, stack, producer_rate=50, **database)
-        started = time.monotonic()
-        first = publish(a, "rated", *(ev(i) for i in range(50)), producer="chatty")
-        second = publish(b, "rated", *(ev(100 + i) for i in range(50)), producer="chatty")
-        assert time.monotonic() - started < 0.9  # too little time to refill 50 tokens
+        for attempt in range(5):  # a busy machine may take a second between two calls: again
+            topic = f"rated{attempt}"
+            started = time.monotonic()
+            first = publish(a, topic, *(ev(i) for i in range(50)), producer="chatty")
+            second = publish(b, topic, *(ev(100 + i) for i in range(50)), producer="chatty")
+            if time.monotonic() - started < 0.9:  # too little time to refill 50 tokens
+                break
+            time.sleep(1.05)
+        else:
+            pytest.skip("two publishes never fit in 0.9 s on this machine")
         assert first.status_code == 201
         assert second.status_code == 429, second.text  # one bucket for both replicas
         assert float(second.headers["Retry-After"]) > 0
-        assert publish(b, "rated", ev(200), producer="quiet").status_code == 201
+        assert publish(b, topic, ev(200), producer="quiet").status_code == 201
         time.sleep(1.05)  # refilled: either replica may publish again
-        assert publish(b, "rated", *(ev(300 + i) for i in range(50)), producer="chatty").is_success
-        assert a.get("/v1/topics/rated").json()["depth"] == 101
+        assert publish(b, topic, *(ev(300 + i) for i in range(50)), producer="chatty").is_success
+        assert a.get(f"/v1/topics/{topic}").json()["depth"] == 101
 
 
 @pytest.mark.integration
