@@ -445,11 +445,16 @@ class Fleet:
         if not self.preload:
             return
         try:
+            began = time.monotonic()
             self.forkserver = await ForkServer.start(
                 preload_modules(self.settings),
                 self.env,
                 self.settings.log_dir / "forkserver.log",
                 self.settings.fleet.ready_timeout_s,
+            )
+            self.log(
+                f"shared code preloaded in {self.forkserver.preload_s:.1f}s "
+                f"({time.monotonic() - began:.1f}s with interpreter start); forking services"
             )
         except (OSError, RuntimeError, ValueError) as exc:
             self.log(f"preloading failed ({exc}); starting each service as a fresh process")
