@@ -26,7 +26,7 @@ import aiohttp
 from refactorbot.credentials import ADMIN_KEY_FILE
 from services.kit.config import Settings, SimulatorSettings
 from services.kit.logfile import LOG_FILE_ENV, rotate_if_over
-from services.kit.manifest import SERVICE_NAMES
+from services.kit.manifest import service_names
 
 STABLE_AFTER_S = 30.0  # a process up this long gets its restart backoff reset
 POLL_S = 0.15  # readiness poll interval
@@ -98,7 +98,7 @@ def default_specs(settings: Settings) -> list[ProcessSpec]:
                 "openrouter_simulator.log",
             )
         )
-    for name in SERVICE_NAMES:
+    for name in service_names():
         specs.append(
             ProcessSpec(
                 name,

@@ -34,7 +34,7 @@ import structlog
 from jsonschema import Draft202012Validator
 
 from openrouter_gateway import assess
-from services.kit.config import AgentCoreSettings
+from services.agent_core.config import AgentCoreSettings
 from services.kit.errors import SliceError, UpstreamError
 from services.memory.client import MemoryClient
 from services.memory.schemas import MemoryCreate

@@ -8,23 +8,21 @@ import sys
 import uvicorn
 
 from services.kit.config import ConfigError, load_settings
-from services.kit.manifest import SERVICE_NAMES, ManifestError
+from services.kit.manifest import ManifestError, service_entry, service_names
 from services.kit.slice_base import AtomicSlice
 
 
 def load_slice(name: str) -> AtomicSlice:
     """Import the service's ``slice`` module and build its AtomicSlice."""
-    module = importlib.import_module(
-        "master_core.slice" if name == "master_core" else f"services.{name}.slice"
-    )
+    module = importlib.import_module(f"{service_entry(name).package}.slice")
     slice_: AtomicSlice = module.create_slice()
     return slice_
 
 
 def serve(name: str) -> None:
     """Run the named service with uvicorn until stopped; exit 2 on a bad configuration."""
-    if name not in SERVICE_NAMES:
-        sys.exit(f"unknown service {name!r}; one of: {', '.join(SERVICE_NAMES)}")
+    if name not in service_names():
+        sys.exit(f"unknown service {name!r}; one of: {', '.join(service_names())}")
     from services.kit.app import create_app
 
     try:

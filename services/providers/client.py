@@ -16,6 +16,7 @@ from services.providers.schemas import API_KEY_ID_HEADER, SESSION_HEADER, Usages
 
 class ProvidersClient(SliceClient):
     service = "providers"
+    default_timeout_s = 150.0  # an LLM call may take as long as the slice allows a request
 
     async def chat_completions(
         self,
