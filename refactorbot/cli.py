@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from refactorbot.credentials import NO_KEY_HELP, local_api_key
 from services.kit.config import ConfigError, Settings, load_settings
+from services.kit.credentials import NO_KEY_HELP, local_api_key
 
 EXIT_CONFIG = 2
 

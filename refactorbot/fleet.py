@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from refactorbot.credentials import ADMIN_KEY_FILE
 from services.kit.config import Settings, SimulatorSettings
+from services.kit.credentials import ADMIN_KEY_FILE
 from services.kit.logfile import LOG_FILE_ENV, rotate_if_over
 from services.kit.manifest import service_names
 

@@ -152,14 +152,20 @@ def slice_names() -> tuple[str, ...]:
     return tuple(n for n, e in discover().items() if e.manifest.role == "slice")
 
 
+def gateway_name() -> str:
+    """The one service whose manifest says ``role: gateway``."""
+    gateways = [n for n, e in discover().items() if e.manifest.role == "gateway"]
+    if len(gateways) != 1:
+        raise ManifestError(f"the fleet needs exactly one gateway service, found {gateways}")
+    return gateways[0]
+
+
 def service_entry(name: str) -> ServiceEntry:
     """The named service, or ManifestError naming the ones there are."""
     try:
         return discover()[name]
     except KeyError:
-        raise ManifestError(
-            f"unknown service {name!r}; one of: {', '.join(discover())}"
-        ) from None
+        raise ManifestError(f"unknown service {name!r}; one of: {', '.join(discover())}") from None
 
 
 def package_dir(name: str) -> Path:
