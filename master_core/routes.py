@@ -24,6 +24,7 @@ from master_core.schemas import (
 from services.agent_core.schemas import SESSION_ID_PATTERN, TurnCreate
 from services.kit.app import DbSessionDep
 from services.kit.client import SliceClient
+from services.kit.context import OWNER_HEADER
 from services.kit.errors import (
     BadRequest,
     Conflict,
@@ -38,7 +39,6 @@ from services.kit.errors import (
 from services.kit.manifest import SLICE_NAMES
 from services.kit.query import MAX_OFFSET, MAX_SEQ
 from services.session.schemas import (
-    OWNER_HEADER,
     MessagesPublic,
     SearchResults,
     SessionsPublic,

@@ -10,7 +10,6 @@ from master_core.keys import KeyVerifier, sync_config_admin_key
 from master_core.models import MasterBase
 from master_core.routes import router
 from services.agent_core.client import AgentCoreClient
-from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.session.client import SessionClient
 
@@ -30,11 +29,7 @@ class MasterCoreSlice(AtomicSlice):
         self.deps = MasterDeps(
             ctx=ctx,
             keys=KeyVerifier(ctx.db),
-            agent=AgentCoreClient(
-                ctx.pool,
-                ctx.settings.agent_core.base_url,
-                timeout_s=load_manifest("agent_core").quotas.request_timeout_s,
-            ),
+            agent=AgentCoreClient(ctx.pool, ctx.settings.agent_core.base_url),
             sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
             own_status=self.status,
         )

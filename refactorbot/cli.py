@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from refactorbot.credentials import NO_KEY_HELP, local_api_key
 from services.kit.config import ConfigError, Settings, load_settings
+from services.kit.credentials import NO_KEY_HELP, local_api_key
 
 EXIT_CONFIG = 2
 
@@ -241,13 +241,13 @@ def _days(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from services.kit.manifest import SERVICE_NAMES
+    from services.kit.manifest import service_names
 
     parser = argparse.ArgumentParser(prog="refactorbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the whole fleet (Ctrl-C stops it)").set_defaults(fn=cmd_up)
     serve = sub.add_parser("serve", help="run one service in the foreground")
-    serve.add_argument("name", choices=[*SERVICE_NAMES, "simulator"])
+    serve.add_argument("name", choices=[*service_names(), "simulator"])
     serve.set_defaults(fn=cmd_serve)
     status = sub.add_parser("status", help="status of every service of a running fleet")
     status.add_argument("--api-key")

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from refactorbot.credentials import ADMIN_KEY_FILE
 from services.kit.config import Settings, SimulatorSettings
+from services.kit.credentials import ADMIN_KEY_FILE
 from services.kit.logfile import LOG_FILE_ENV, rotate_if_over
-from services.kit.manifest import SERVICE_NAMES, SLICE_NAMES
+from services.kit.manifest import service_entry, service_names
 
 STABLE_AFTER_S = 30.0  # a process up this long gets its restart backoff reset
 POLL_S = 0.15  # readiness poll interval
@@ -178,7 +178,7 @@ def preload_modules(settings: Settings) -> list[str]:
         "refactorbot.cli", "services.kit.app", "services.kit.serve", "services.kit.logfile",
         "uvicorn", "uvicorn.loops.uvloop", "uvicorn.protocols.http.httptools_impl",
         "uvicorn.protocols.websockets.websockets_impl", "uvicorn.lifespan.on",
-        "master_core.slice", *(f"services.{name}.slice" for name in SLICE_NAMES),
+        *(f"{service_entry(name).package}.slice" for name in service_names()),
     ]  # fmt: skip
     if settings.openrouter.api_key is None:
         modules.append("openrouter_gateway.simulator")
@@ -225,7 +225,7 @@ def default_specs(settings: Settings) -> list[ProcessSpec]:
                 "openrouter_simulator.log",
             )
         )
-    for name in SERVICE_NAMES:
+    for name in service_names():
         specs.append(
             ProcessSpec(
                 name,

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from services.kit.manifest import SERVICE_NAMES
+from services.kit.manifest import service_names
 from services.kit.testing import check_servers_allowed, free_port
 
 INTERNAL_TOKEN = "fleet-test-internal-token"  # noqa: S105 - tests and benchmarks only
@@ -84,7 +84,7 @@ def fleet_process(
     Everything is as ``make run`` has it but the ports (free ones), the folders (in
     ``tmp``), known keys, and the dashboard (off unless asked: tests use AppTest)."""
     check_servers_allowed("fleet_process")
-    ports = {name: free_port() for name in (*SERVICE_NAMES, "simulator", "dashboard")}
+    ports = {name: free_port() for name in (*service_names(), "simulator", "dashboard")}
     env = {
         k: v
         for k, v in os.environ.items()

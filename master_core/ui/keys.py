@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from dashboard import data
+from master_core.schemas import KeyCreated, KeysPublic
+from services.kit import ui
 
 st.title("API keys")
 
 
-def shown_once(made: dict[str, str], what: str) -> None:
-    st.success(f"{what} {made['name']!r} ({made['id']}). Copy it now: it is not shown again.")
-    st.code(made["key"], language=None)
+def shown_once(answer: object, what: str) -> None:
+    made = KeyCreated.model_validate(answer)
+    st.success(f"{what} {made.name!r} ({made.id}). Copy it now: it is not shown again.")
+    st.code(made.key, language=None)
 
 
 left, right = st.columns(2)
@@ -22,18 +24,12 @@ with left.form("create_key", clear_on_submit=True):
         body: dict[str, object] = {"name": name, "admin": admin}
         if days:
             body["expires_in_days"] = int(days)
-        try:
-            shown_once(data.change_key("POST", "/v1/keys", body), "Created")
-        except data.DashboardError as exc:
-            st.error(str(exc))
+        with ui.shown_errors():
+            shown_once(ui.change("POST", "/v1/keys", body), "Created")
 
-try:
-    keys = data.api_keys()
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
-active = [k for k in keys if k["state"] == "active"]
-labels = {k["id"]: f"{k['name']} ({k['id']}{', admin' if k['admin'] else ''})" for k in active}
+keys = ui.read_master(KeysPublic, "/v1/keys", limit=1000).data
+active = [k for k in keys if k.state == "active"]
+labels = {k.id: f"{k.name} ({k.id}{', admin' if k.admin else ''})" for k in active}
 
 with right.form("change_key"):
     st.subheader("Rotate or revoke")
@@ -41,29 +37,27 @@ with right.form("change_key"):
     rotate, revoke = st.columns(2)
     do_rotate = rotate.form_submit_button("Rotate (new secret)")
     do_revoke = revoke.form_submit_button("Revoke", type="primary")
-    try:
+    with ui.shown_errors():
         if chosen and do_rotate:
-            shown_once(data.change_key("POST", f"/v1/keys/{chosen}/rotate"), "New secret for")
+            shown_once(ui.change("POST", f"/v1/keys/{chosen}/rotate"), "New secret for")
         elif chosen and do_revoke:
-            data.change_key("DELETE", f"/v1/keys/{chosen}")
+            ui.change("DELETE", f"/v1/keys/{chosen}")
             st.success(f"Revoked {labels[chosen]}: refused from now on.")
-            keys = data.api_keys()
-    except data.DashboardError as exc:
-        st.error(str(exc))
+            keys = ui.read_master(KeysPublic, "/v1/keys", limit=1000).data
 
 st.metric("Active keys", f"{len(active)} / {len(keys)}")
 st.dataframe(
     [
         {
-            "id": k["id"],
-            "name": k["name"],
-            "starts with": k["prefix"],
-            "admin": k["admin"],
-            "state": k["state"],
-            "created": k["created_at"],
-            "expires": k["expires_at"],
-            "last used": k["last_used_at"],
-            "revoked": k["revoked_at"],
+            "id": k.id,
+            "name": k.name,
+            "starts with": k.prefix,
+            "admin": k.admin,
+            "state": k.state,
+            "created": k.created_at,
+            "expires": k.expires_at,
+            "last used": k.last_used_at,
+            "revoked": k.revoked_at,
         }
         for k in keys
     ],

@@ -11,6 +11,7 @@ from services.kit.client import SliceClient
 
 class AgentCoreClient(SliceClient):
     service = "agent_core"
+    default_timeout_s = 180.0  # a turn may take as long as the slice allows a request
 
     async def run_turn(self, data: TurnCreate) -> TurnPublic:
         """One chat turn; not retried (it calls the LLM and appends to the session)."""

@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from openrouter_gateway import assess
-from services.kit.config import AgentCoreSettings
+from services.agent_core.config import AgentCoreSettings
 from services.kit.errors import SliceError, UpstreamError
 from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from services.agent_core.config import AgentCoreSettings
 from services.agent_core.loop import AgentLoop, Emit, LoopResult, Step, trim_history
 from services.agent_core.models import Turn, TurnStep
 from services.agent_core.schemas import (
@@ -22,7 +23,6 @@ from services.agent_core.schemas import (
     TurnRecordPublic,
     TurnUsage,
 )
-from services.kit.config import AgentCoreSettings
 from services.kit.database import SliceDatabase
 from services.kit.errors import NotFound, PayloadTooLarge, SliceError
 from services.kit.outbox import add_event

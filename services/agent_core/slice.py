@@ -11,7 +11,6 @@ from sqlmodel import Session, select
 from services.agent_core.deps import AgentDeps, TurnMetrics
 from services.agent_core.models import AgentBase, Turn
 from services.agent_core.routes import router
-from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.memory.client import MemoryClient
 from services.providers.client import ProvidersClient
@@ -34,12 +33,7 @@ class AgentCoreSlice(AtomicSlice):
         self.deps = AgentDeps(
             ctx=ctx,
             sessions=SessionClient(ctx.pool, ctx.settings.session.base_url),
-            # An LLM call may take as long as the providers slice allows, not the pool default.
-            providers=ProvidersClient(
-                ctx.pool,
-                ctx.settings.providers.base_url,
-                timeout_s=load_manifest("providers").quotas.request_timeout_s,
-            ),
+            providers=ProvidersClient(ctx.pool, ctx.settings.providers.base_url),
             tools=ToolsClient(ctx.pool, ctx.settings.tools.base_url),
             memory=MemoryClient(ctx.pool, ctx.settings.memory.base_url),
             skills=SkillsClient(ctx.pool, ctx.settings.skills.base_url),

@@ -9,9 +9,9 @@ import aiohttp
 from fastapi import Depends, Request
 
 from services.event_bus.bus import Bus
+from services.event_bus.config import EventBusSettings
 from services.event_bus.nats_backend import NatsBus
 from services.event_bus.sqlite_backend import SqliteBus
-from services.kit.config import EventBusSettings
 from services.kit.database import SliceDatabase
 
 

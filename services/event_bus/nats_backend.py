@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from services.event_bus import limits
+from services.event_bus.config import EventBusSettings
 from services.event_bus.models import NatsLease
 from services.event_bus.schemas import (
     DEAD_SUFFIX,
@@ -51,7 +52,6 @@ from services.event_bus.schemas import (
     TopicConfig,
     TopicPublic,
 )
-from services.kit.config import EventBusSettings
 from services.kit.database import SliceDatabase
 from services.kit.errors import (
     BadRequest,

@@ -20,7 +20,7 @@ import aiohttp
 import structlog
 
 from services.event_bus import service
-from services.kit.config import EventBusSettings
+from services.event_bus.config import EventBusSettings
 from services.kit.database import SliceDatabase
 
 log = structlog.get_logger("event_bus.push")

@@ -20,6 +20,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from services.event_bus import limits
+from services.event_bus.config import EventBusSettings
 from services.event_bus.models import Event, Group, Lease, Topic
 from services.event_bus.schemas import (
     DEAD_SUFFIX,
@@ -31,7 +32,6 @@ from services.event_bus.schemas import (
     TopicConfig,
     TopicPublic,
 )
-from services.kit.config import EventBusSettings
 from services.kit.errors import NotFound, PayloadTooLarge, ServiceUnavailable, SliceError
 
 

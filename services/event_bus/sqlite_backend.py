@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from services.event_bus import limits, service
 from services.event_bus.bus import long_poll
+from services.event_bus.config import EventBusSettings
 from services.event_bus.push import Pusher
 from services.event_bus.schemas import (
     AckResult,
@@ -30,7 +31,6 @@ from services.event_bus.schemas import (
     TopicPublic,
 )
 from services.event_bus.service import PublishJob
-from services.kit.config import EventBusSettings
 from services.kit.database import SliceDatabase
 from services.kit.errors import ServiceUnavailable, SliceError, TooManyRequests
 from services.kit.group_commit import GroupCommitter

@@ -27,6 +27,7 @@ from services.kit.manifest import load_manifest
 from services.kit.metrics import ServiceMetrics
 from services.kit.middleware import RequestMiddleware
 from services.kit.outbox import OutboxRelay, ensure_outbox
+from services.kit.plugins import plugin_manager
 from services.kit.slice_base import (
     AtomicSlice,
     DependencyStatus,
@@ -224,8 +225,9 @@ def create_app(slice_: AtomicSlice, settings: Settings | None = None) -> FastAPI
         ctx = SliceContext(manifest=manifest, settings=settings, db=db, pool=pool, metrics=metrics)
         await anyio.to_thread.run_sync(ensure_outbox, db)
         relay = None
-        if settings.event_bus.publish_domain_events and slice_.name != "event_bus":
-            relay = OutboxRelay(db, pool, settings.event_bus.base_url, metrics.registry)
+        sink = plugin_manager().hook.refactorbot_event_sink(settings=settings, service=slice_.name)
+        if sink is not None:
+            relay = OutboxRelay(db, pool, sink, metrics.registry)
             ctx.extras["outbox"] = relay
             relay.start()
         await slice_.startup(ctx)

@@ -90,13 +90,16 @@ class SliceClient:
     """Base of every slice's typed client: ``request`` plus JSON-to-model helpers."""
 
     service = "slice"
+    #: A call's time limit unless the caller gives one (None: the pool's); a subclass sets
+    #: what its slice allows a request (its slice.yaml's quotas.request_timeout_s).
+    default_timeout_s: float | None = None
 
     def __init__(self, pool: ClientPool, base_url: str, *, timeout_s: float | None = None) -> None:
-        """``timeout_s``: this client's default per call (else the pool's); a caller's
-        deadline, when shorter, always wins."""
+        """``timeout_s``: this client's default per call (else ``default_timeout_s``, else
+        the pool's); a caller's deadline, when shorter, always wins."""
         self.pool = pool
         self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s if timeout_s is not None else self.default_timeout_s
 
     def _headers(self, timeout: float) -> dict[str, str]:
         return {

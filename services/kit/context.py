@@ -10,6 +10,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 DEADLINE_HEADER = "X-Deadline-Ms"  # remaining budget of the whole request, in milliseconds
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
 CALLER_HEADER = "X-Caller"
+OWNER_HEADER = "X-Owner"  # the API key id a request acts for; absent: the fleet itself
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 deadline_var: ContextVar[float | None] = ContextVar("deadline", default=None)  # monotonic

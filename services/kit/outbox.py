@@ -96,7 +96,7 @@ class OutboxRelay:
     ) -> None:
         self.db = db
         self.bus = SliceClient(pool, bus_url, timeout_s=10)
-        self.bus.service = "event_bus"
+        self.bus.service = "the event sink"  # in error messages
         self.batch, self.idle_s, self.max_backoff_s = batch, idle_s, max_backoff_s
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.kit.client import SliceClient
+from services.kit.context import OWNER_HEADER
 from services.memory.schemas import MemoryCreate, MemoryPublic, SearchResults
-from services.session.schemas import OWNER_HEADER
 
 
 class MemoryClient(SliceClient):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from services.kit.app import ContextDep, DbSessionDep
+from services.kit.context import OWNER_HEADER
 from services.kit.errors import BadRequest, NotFound, PayloadTooLarge, error_responses
 from services.kit.query import MAX_OFFSET
 from services.memory import service
@@ -23,7 +24,6 @@ from services.memory.schemas import (
     Scope,
     SearchResults,
 )
-from services.session.schemas import OWNER_HEADER
 
 router = APIRouter(prefix="/v1", tags=["memory"])
 MemoryId = Annotated[str, Path(pattern=MEMORY_ID)]

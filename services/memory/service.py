@@ -16,11 +16,11 @@ import structlog
 from sqlalchemy import func, literal_column, or_, text
 from sqlmodel import Session, col, select
 
-from services.kit.config import MemorySettings
 from services.kit.database import SliceDatabase, page
 from services.kit.errors import BadRequest, NotFound, PayloadTooLarge, SliceError
 from services.kit.outbox import add_event
 from services.kit.text import STOPWORDS
+from services.memory.config import MemorySettings
 from services.memory.models import ConsolidationCursor, ConsolidationRun, Memory
 from services.memory.schemas import (
     ConsolidationPublic,

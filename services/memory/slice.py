@@ -11,7 +11,6 @@ from sqlalchemy import MetaData, func
 from sqlmodel import Session, select
 
 from services.kit.lease import LeasedSchedule
-from services.kit.manifest import load_manifest
 from services.kit.slice_base import AtomicSlice, SliceContext
 from services.memory.deps import MemoryDeps
 from services.memory.models import ConsolidationRun, Memory, MemoryBase
@@ -40,11 +39,7 @@ class MemorySlice(AtomicSlice):
             consolidator=Consolidator(
                 db=ctx.db,
                 sessions=SessionClient(ctx.pool, s.session.base_url),
-                providers=ProvidersClient(
-                    ctx.pool,
-                    s.providers.base_url,
-                    timeout_s=load_manifest("providers").quotas.request_timeout_s,
-                ),
+                providers=ProvidersClient(ctx.pool, s.providers.base_url),
                 settings=s.memory,
                 model=s.memory.consolidation_model or s.agent_core.model,
             )

@@ -35,6 +35,7 @@ from services.providers.schemas import (
 
 class ProvidersClient(SliceClient):
     service = "providers"
+    default_timeout_s = 150.0  # an LLM call may take as long as the slice allows a request
 
     async def chat_completions(
         self,

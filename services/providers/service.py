@@ -17,12 +17,12 @@ from sqlmodel import Session, col, select
 
 from openrouter_gateway import ChatStream, OpenRouterClient, OpenRouterError
 from openrouter_gateway.router import NoModelFits, RouteDecision, route
-from services.kit.config import ProvidersSettings
 from services.kit.context import request_id_var
 from services.kit.database import SliceDatabase
 from services.kit.errors import BadRequest, ServiceUnavailable, SliceError, UpstreamError
 from services.providers import budgets
 from services.providers.catalog import Catalog
+from services.providers.config import ProvidersSettings
 from services.providers.ledger import LedgerWriter
 from services.providers.metrics import ProvidersMetrics
 from services.providers.models import UsageRecord

@@ -4,9 +4,9 @@ makes every call act for that key: another key's sessions are 404."""
 from __future__ import annotations
 
 from services.kit.client import SliceClient
+from services.kit.context import OWNER_HEADER
 from services.session.schemas import (
     IDEMPOTENCY_HEADER,
-    OWNER_HEADER,
     MessageCreate,
     MessagesAppend,
     MessagesPublic,

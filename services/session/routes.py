@@ -9,14 +9,14 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from services.kit.app import ContextDep, DbSessionDep
-from services.kit.config import SessionSettings
+from services.kit.context import OWNER_HEADER
 from services.kit.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, error_responses
 from services.kit.query import MAX_OFFSET, MAX_PAGE, MAX_SEQ
 from services.session import service
+from services.session.config import SessionSettings
 from services.session.schemas import (
     CHANNEL_PATTERN,
     IDEMPOTENCY_HEADER,
-    OWNER_HEADER,
     SESSION_ID_PATTERN,
     MessagesAppend,
     MessagesPublic,

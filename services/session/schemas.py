@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field, model_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-OWNER_HEADER = "X-Owner"  # the API key id a request acts for; absent: the fleet itself
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 MAX_APPEND = 100

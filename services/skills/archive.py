@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from services.kit.config import SkillsSettings
+from services.skills.config import SkillsSettings
 from services.skills.loader import SKILL_FILE, SkillRejected
 
 CHUNK = 64 * 1024

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.kit.config import SkillsSettings
 from services.kit.safe_yaml import UnsafeYamlError, load_yaml_text
+from services.skills.config import SkillsSettings
 
 SKILL_FILE = "SKILL.md"
 NAME = r"^[a-z][a-z0-9-]{1,63}$"

@@ -13,12 +13,13 @@ from typing import Any
 import structlog
 from sqlmodel import Session, col, delete, select
 
-from services.kit.config import Settings, SkillsSettings
+from services.kit.config import Settings
 from services.kit.errors import NotFound
 from services.kit.outbox import add_event
 from services.kit.text import content_words
 from services.kit.versions import bump_version
 from services.skills.archive import unpack
+from services.skills.config import SkillsSettings
 from services.skills.loader import LoadedSkill, SkillRejected, load_skill, resource_path
 from services.skills.models import (
     SessionSkill,

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import anyio
 
-from services.kit.config import ToolsSettings
 from services.memory.client import MemoryClient
 from services.memory.schemas import MemoryCreate
+from services.tools.config import ToolsSettings
 from services.tools.sandbox import Runner
 from services.tools.web import WebFetcher
 from services.tools.workspace import PathConflict, PathNotFound, TooLarge, ToolFailure, Workspace

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import structlog
 
-from services.kit.config import ToolsSettings
+from services.tools.config import ToolsSettings
 from services.tools.exec_policy import POLICIES, check_arguments
 from services.tools.workspace import PathRefused, TooLarge, ToolFailure, Workspace
 

@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from dashboard import data
+from services.kit import ui
+from services.providers.schemas import BudgetsPublic
 
 st.title("Budgets")
-budgets = data.read("providers", "budgets")
-if budgets["data"]:
+budgets = ui.read(BudgetsPublic, "providers", "budgets")
+if budgets.data:
     st.dataframe(
         [
             {
-                k: b[k]
+                k: getattr(b, k)
                 for k in (
                     "id",
                     "scope",
@@ -22,7 +23,7 @@ if budgets["data"]:
                     "remaining_usd",
                 )
             }
-            for b in budgets["data"]
+            for b in budgets.data
         ],
         hide_index=True,
         use_container_width=True,
@@ -37,8 +38,8 @@ with st.form("new_budget"):
     window = st.selectbox("Window", ["daily", "monthly", "total"])
     limit = st.number_input("Limit (USD)", min_value=0.0, value=10.0, step=1.0)
     if st.form_submit_button("Add"):
-        try:
-            data.slice_send(
+        with ui.shown_errors():
+            ui.send(
                 "providers",
                 "POST",
                 "budgets",
@@ -51,17 +52,13 @@ with st.form("new_budget"):
             )
             st.success("Budget added.")
             st.rerun()
-        except data.DashboardError as exc:
-            st.error(str(exc))
 
-if budgets["data"]:
+if budgets.data:
     with st.form("remove_budget"):
         st.subheader("Remove a budget")
-        chosen = st.selectbox("Budget", [b["id"] for b in budgets["data"]])
+        chosen = st.selectbox("Budget", [b.id for b in budgets.data])
         if st.form_submit_button("Remove"):
-            try:
-                data.slice_send("providers", "DELETE", f"budgets/{chosen}")
+            with ui.shown_errors():
+                ui.send("providers", "DELETE", f"budgets/{chosen}")
                 st.success("Budget removed.")
                 st.rerun()
-            except data.DashboardError as exc:
-                st.error(str(exc))

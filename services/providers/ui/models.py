@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from dashboard import data
+from services.kit import ui
+from services.providers.schemas import ModelsPublic, ModelsRefreshed
 
 st.title("Models and prices")
-models = data.read("providers", "models")
+models = ui.read(ModelsPublic, "providers", "models")
 st.caption(
-    f"{len(models['data'])} models, from the {models['source']} catalog, updated "
-    f"{models['updated_at']}"
+    f"{len(models.data)} models, from the {models.source} catalog, updated {models.updated_at}"
 )
 
 
@@ -19,21 +19,19 @@ def per_million(price: str | None) -> float | None:
 st.dataframe(
     [
         {
-            "model": m["id"],
-            "name": m.get("name"),
-            "context": m.get("context_length"),
-            "prompt $/M": per_million((m.get("pricing") or {}).get("prompt")),
-            "completion $/M": per_million((m.get("pricing") or {}).get("completion")),
-            "tools": "tools" in (m.get("supported_parameters") or []),
+            "model": m.id,
+            "name": m.name,
+            "context": m.context_length,
+            "prompt $/M": per_million((m.pricing or {}).get("prompt")),
+            "completion $/M": per_million((m.pricing or {}).get("completion")),
+            "tools": "tools" in (m.supported_parameters or []),
         }
-        for m in models["data"]
+        for m in models.data
     ],
     hide_index=True,
     use_container_width=True,
 )
 if st.button("Refresh from upstream"):
-    try:
-        done = data.slice_send("providers", "POST", "models/refresh")
-        st.success(f"{done['count']} models loaded.")
-    except data.DashboardError as exc:
-        st.error(str(exc))
+    with ui.shown_errors():
+        done = ModelsRefreshed.model_validate(ui.send("providers", "POST", "models/refresh"))
+        st.success(f"{done.count} models loaded.")

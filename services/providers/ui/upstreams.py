@@ -2,19 +2,20 @@
 
 import streamlit as st
 
-from dashboard import data
+from master_core.schemas import FleetStatus
+from services.kit import ui
+from services.providers.schemas import UpstreamsPublic
 
 st.title("Providers")
-try:
-    status = data.fleet_status()["services"]["providers"].get("status") or {}
-    upstreams = data.slice_get("providers", "upstreams")
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
+fleet = ui.read_master(FleetStatus, "/v1/fleet/status")
+status = fleet.services["providers"].status or {}
+upstreams = ui.read(UpstreamsPublic, "providers", "upstreams")
 details = status.get("details", {})
 st.write(f"**Default upstream:** {details.get('upstream', '?')} ({details.get('llm_mode', '?')})")
-if upstreams["data"]:
-    st.dataframe(upstreams["data"], hide_index=True, use_container_width=True)
+if upstreams.data:
+    st.dataframe(
+        [u.model_dump() for u in upstreams.data], hide_index=True, use_container_width=True
+    )
 else:
     st.info("No extra upstreams: every model goes to the default one.")
 
@@ -25,8 +26,8 @@ with st.form("new_upstream"):
     api_key = st.text_input("API key (stored, never shown again)", type="password")
     prefixes = st.text_input("Model prefixes, comma-separated", placeholder="llama3, qwen2")
     if st.form_submit_button("Add"):
-        try:
-            data.slice_send(
+        with ui.shown_errors():
+            ui.send(
                 "providers",
                 "POST",
                 "upstreams",
@@ -39,5 +40,3 @@ with st.form("new_upstream"):
             )
             st.success(f"Upstream {name} added.")
             st.rerun()
-        except data.DashboardError as exc:
-            st.error(str(exc))

@@ -2,18 +2,17 @@
 
 import streamlit as st
 
-from dashboard import data
+from master_core.schemas import FleetStatus
+from services.kit import ui
+from services.tools.schemas import ToolsPublic
 
 st.title("Tools")
-try:
-    tools = data.slice_get("tools", "tools")["data"]
-    fleet = data.fleet_status()
-except data.DashboardError as exc:
-    st.error(str(exc))
-    st.stop()
-details = ((fleet["services"].get("tools") or {}).get("status") or {}).get("details", {})
+tools = ui.read(ToolsPublic, "tools", "tools").data
+fleet = ui.read_master(FleetStatus, "/v1/fleet/status")
+health = fleet.services.get("tools")
+details = ((health.status if health else None) or {}).get("details", {})
 left, mid, right = st.columns(3)
-left.metric("Enabled", f"{sum(t['enabled'] for t in tools)} / {len(tools)}")
+left.metric("Enabled", f"{sum(t.enabled for t in tools)} / {len(tools)}")
 mid.metric("exec sandbox", details.get("exec_sandbox", "?"))
 right.metric("Calls logged", details.get("executions", 0))
 if details.get("exec_available") is False:
@@ -29,15 +28,15 @@ st.caption(f"Programs exec may run: {', '.join(details.get('exec_programs', []))
 st.dataframe(
     [
         {
-            "tool": t["name"],
-            "enabled": t["enabled"],
-            "available": t.get("available", True),
-            "why unavailable": t.get("unavailable_reason") or "",
-            "permission": t["permission"],
-            "timeout s": t["timeout_s"],
-            "output cap bytes": t["output_cap_bytes"],
-            "version": t["version"],
-            "description": t["description"],
+            "tool": t.name,
+            "enabled": t.enabled,
+            "available": t.available,
+            "why unavailable": t.unavailable_reason or "",
+            "permission": t.permission,
+            "timeout s": t.timeout_s,
+            "output cap bytes": t.output_cap_bytes,
+            "version": t.version,
+            "description": t.description,
         }
         for t in tools
     ],
@@ -46,12 +45,10 @@ st.dataframe(
 )
 with st.form("toggle"):
     st.subheader("Enable or disable")
-    chosen = st.selectbox("Tool", [t["name"] for t in tools])
+    chosen = st.selectbox("Tool", [t.name for t in tools])
     enabled = st.checkbox("Enabled", value=True)
     if st.form_submit_button("Save"):
-        try:
-            data.slice_send("tools", "PATCH", f"tools/{chosen}", {"enabled": enabled})
+        with ui.shown_errors():
+            ui.send("tools", "PATCH", f"tools/{chosen}", {"enabled": enabled})
             st.success(f"{chosen} is now {'enabled' if enabled else 'disabled'}.")
             st.rerun()
-        except data.DashboardError as exc:
-            st.error(str(exc))

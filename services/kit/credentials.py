@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from services.kit.config import Settings
+from services.kit.manifest import gateway_name
 
 ADMIN_KEY_FILE = "admin_api_key"
 NO_KEY_HELP = (
@@ -17,7 +18,9 @@ def local_api_key(settings: Settings) -> str | None:
     """REFACTORBOT_API_KEY, else the configured admin key, else the one `make run` saved."""
     if env := os.environ.get("REFACTORBOT_API_KEY"):
         return env
-    if settings.master_core.admin_api_key:
-        return settings.master_core.admin_api_key.get_secret_value()
+    admin = getattr(settings.service(gateway_name()), "admin_api_key", None)
+    if admin:
+        secret: str = admin.get_secret_value()
+        return secret
     path = settings.data_dir / ADMIN_KEY_FILE
     return path.read_text().strip() if path.exists() else None

@@ -1,0 +1,20 @@
+"""The LLM gateway (providers)'s plugin: its dashboard pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.kit.hookspecs import DashboardPage, hookimpl
+
+UI = Path(__file__).resolve().parent / "ui"
+
+
+@hookimpl
+def refactorbot_dashboard_pages() -> list[DashboardPage]:
+    """This slice's pages under ``ui/``."""
+    return [
+        DashboardPage("LLM gateway", "Spend", UI / "spend.py"),
+        DashboardPage("LLM gateway", "Budgets", UI / "budgets.py"),
+        DashboardPage("LLM gateway", "Models and prices", UI / "models.py"),
+        DashboardPage("LLM gateway", "Providers", UI / "upstreams.py"),
+    ]
