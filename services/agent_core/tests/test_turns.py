@@ -21,11 +21,12 @@ from services.memory.slice import create_slice as memory_slice
 from services.providers.slice import create_slice as providers_slice
 from services.session.schemas import MessagePublic
 from services.session.slice import create_slice as session_slice
-from services.skills.service import SHIPPED
 from services.skills.slice import create_slice as skills_slice
 from services.tools.slice import create_slice as tools_slice
 
 H = {"X-Internal-Token": TEST_TOKEN}
+
+SHIPPED = Path(__file__).resolve().parents[3] / "skills"  # the skills the repo ships
 
 
 @dataclass
