@@ -19,7 +19,7 @@ from services.kit.errors import (
     UpstreamError,
     error_responses,
 )
-from services.kit.query import MAX_OFFSET
+from services.kit.query import PageDep
 from services.providers import budgets, service, upstreams
 from services.providers.budgets import BudgetExceeded
 from services.providers.catalog import CatalogError
@@ -104,13 +104,12 @@ async def create_chat_completion(
 @router.get("/usage")
 def read_usage(
     db: DbSessionDep,
+    page: PageDep,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> UsagesPublic:
     """The usage ledger, newest first, optionally for one session."""
     data, count, cost, tokens = service.list_usage(
-        session=db, session_id=session_id, limit=limit, offset=offset
+        session=db, session_id=session_id, limit=page.limit, offset=page.offset
     )
     return UsagesPublic(data=data, count=count, total_cost_usd=cost, total_tokens=tokens)
 
