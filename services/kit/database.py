@@ -17,13 +17,15 @@ opens the unit owns the transaction; everything it calls only adds, changes and
 - Anything else (start-up, timers, background tasks, scripts): ``with db.unit() as uow``,
   or ``with db.session() as session`` when no callback is needed; it is the same unit.
 
-What must follow the commit (reloading a cache the change made stale, waking a long-poll)
-is registered with ``uow.after_commit(callback)``, or with ``after_commit(session,
-callback)`` from a service that holds only the session. Callbacks take no argument and
-run in the thread that committed, after the commit and after the unit let go of its
-session and of the SQLite write lock (so one may open its own unit to read); a rolled-back
-unit drops them. A failing callback is logged and does not fail the others nor the
-request: its change is committed, and a reply of 500 would invite a retry of it.
+What must follow the commit (reloading a cache the change made stale) is registered with
+``uow.after_commit(callback)``, or with ``after_commit(session, callback)`` from a service
+that holds only the session. Callbacks take no argument and run in the thread that
+committed, after the commit and after the unit let go of its session and of the SQLite
+write lock (so one may open its own unit to read); a rolled-back unit drops them. A
+failing callback is logged and does not fail the others nor the request: its change is
+committed, and a reply of 500 would invite a retry of it. Event-loop work (waking a
+long-poll) stays in the async caller, after ``await db.run(...)`` has returned: that is
+after the commit already, and on the loop's own thread.
 
 The kit's own transaction boundaries (:mod:`services.kit.group_commit`, which commits one
 unit per batch of writers, and the outbox relay) are units like any other.

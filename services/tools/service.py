@@ -134,7 +134,7 @@ class ToolService:
 
     def sync(self, session: Session) -> None:
         """Register the built-ins (new ones added, code fields refreshed, operator settings
-        kept), then load the live view."""
+        kept), then load the live view once that is committed."""
         now = datetime.now(UTC)
         t = self.settings.tools
         for spec in self.specs.values():
