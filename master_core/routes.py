@@ -37,7 +37,7 @@ from services.kit.errors import (
     error_responses,
 )
 from services.kit.manifest import SLICE_NAMES
-from services.kit.query import MAX_OFFSET, MAX_SEQ
+from services.kit.query import MAX_SEQ, Page, PageDep, pagination
 from services.session.schemas import (
     MessagesPublic,
     SearchResults,
@@ -151,6 +151,9 @@ async def create_agent_completion(
 
 
 SessionPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+SessionsPage = Annotated[Page, Depends(pagination(default=50))]
+MessagesPage = Annotated[Page, Depends(pagination(offset=False))]  # pages by after_seq
+SearchPage = Annotated[Page, Depends(pagination(default=20, most=100, offset=False))]
 
 
 def _acting_for(principal: Principal) -> dict[str, str]:
@@ -179,11 +182,10 @@ async def _session_call(
 async def read_sessions(
     master: MasterDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    page: SessionsPage,
 ) -> Response:
     """Your key's sessions, most recently active first (an admin key sees all)."""
-    params = [("limit", str(limit)), ("offset", str(offset))]
+    params = [("limit", str(page.limit)), ("offset", str(page.offset))]
     return await _session_call(master, principal, "GET", "", params)
 
 
@@ -197,11 +199,11 @@ async def read_session_messages(
     master: MasterDep,
     principal: PrincipalDep,
     session_id: SessionPath,
+    page: MessagesPage,
     after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """A session's history, oldest first, page by page. Another key's session is 404."""
-    params = [("after_seq", str(after_seq)), ("limit", str(limit))]
+    params = [("after_seq", str(after_seq)), ("limit", str(page.limit))]
     return await _session_call(master, principal, "GET", f"/{session_id}/messages", params)
 
 
@@ -216,10 +218,10 @@ async def search_session(
     principal: PrincipalDep,
     session_id: SessionPath,
     q: Annotated[str, Query(min_length=1, max_length=500)],
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: SearchPage,
 ) -> Response:
     """Full-text search in one of your sessions, best first, with snippets."""
-    params = [("q", q), ("limit", str(limit))]
+    params = [("q", q), ("limit", str(page.limit))]
     return await _session_call(master, principal, "GET", f"/{session_id}/search", params)
 
 
@@ -296,11 +298,10 @@ def create_key(_: AdminDep, body: KeyCreate, db: DbSessionDep) -> KeyCreated:
 def read_keys(
     _: AdminDep,
     db: DbSessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    page: PageDep,
 ) -> KeysPublic:
     """Every API key, newest first, with its state (admin only); never a secret or hash."""
-    rows, count = keys.list_keys(session=db, limit=limit, offset=offset)
+    rows, count = keys.list_keys(session=db, limit=page.limit, offset=page.offset)
     return KeysPublic(data=[_key_public(r) for r in rows], count=count)
 
 

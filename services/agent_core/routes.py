@@ -25,7 +25,7 @@ from services.kit.errors import (
     UpstreamError,
     error_responses,
 )
-from services.kit.query import MAX_OFFSET
+from services.kit.query import PageDep
 
 router = APIRouter(prefix="/v1/turns", tags=["agent"])
 log = structlog.get_logger("agent_core")
@@ -145,9 +145,10 @@ def read_turn(
 @router.get("")
 def read_turns(
     db: DbSessionDep,
+    page: PageDep,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> TurnRecordsPublic:
-    data, count = service.list_turns(session=db, session_id=session_id, limit=limit, offset=offset)
+    data, count = service.list_turns(
+        session=db, session_id=session_id, limit=page.limit, offset=page.offset
+    )
     return TurnRecordsPublic(data=data, count=count)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.agent_core.config import AgentCoreSettings
@@ -23,7 +22,7 @@ from services.agent_core.schemas import (
     TurnRecordPublic,
     TurnUsage,
 )
-from services.kit.database import SliceDatabase
+from services.kit.database import SliceDatabase, page
 from services.kit.errors import NotFound, PayloadTooLarge, SliceError
 from services.kit.outbox import add_event
 from services.memory.client import MemoryClient
@@ -270,10 +269,9 @@ def list_turns(
 ) -> tuple[list[TurnRecordPublic], int]:
     """Recorded turns, newest first."""
     where = [] if session_id is None else [Turn.session_id == session_id]
-    count = session.exec(select(func.count()).select_from(Turn).where(*where)).one()
-    rows = session.exec(
-        select(Turn).where(*where).order_by(col(Turn.created_at).desc()).offset(offset).limit(limit)
-    ).all()
+    rows, count = page(
+        session, Turn, where, col(Turn.created_at).desc(), limit=limit, offset=offset
+    )
     return [TurnRecordPublic.model_validate(r, from_attributes=True) for r in rows], count
 
 

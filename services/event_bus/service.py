@@ -544,7 +544,6 @@ def publish_many(
                 out.append(publish(session, name, events, producer=producer, settings=settings))
         except SliceError as exc:
             out.append(exc)
-    session.commit()
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.kit.client import ClientPool
 from services.kit.config import ConfigError, Settings, load_settings
 from services.kit.context import INTERNAL_TOKEN_HEADER, request_id_var
-from services.kit.database import SliceDatabase
+from services.kit.database import SliceDatabase, UnitOfWork
 from services.kit.errors import SliceError, Unauthorized, envelope
 from services.kit.logging import configure_logging
 from services.kit.manifest import load_manifest
@@ -53,18 +53,29 @@ async def get_context(request: Request) -> SliceContext:
     return context
 
 
-def get_db_session(request: Request) -> Any:
-    """One database session per request, committed when the handler returns (before the
-    response is sent), rolled back if it raises. GET and HEAD only read."""
-    write = request.method not in ("GET", "HEAD")
-    db: SliceDatabase = request.app.state.slice.context.db
-    with db.session(write=write) as session:
-        yield session
-
-
 SliceDep = Annotated[AtomicSlice, Depends(get_slice)]
 ContextDep = Annotated[SliceContext, Depends(get_context)]
-DbSessionDep = Annotated[Session, Depends(get_db_session, scope="function")]
+
+
+def get_unit_of_work(request: Request) -> Iterator[UnitOfWork]:
+    """The request's unit of work: committed when the handler returns (before the response
+    is sent), rolled back if it raises, its after-commit callbacks run in between. GET and
+    HEAD only read."""
+    write = request.method not in ("GET", "HEAD")
+    db: SliceDatabase = request.app.state.slice.context.db
+    with db.unit(write=write) as uow:
+        yield uow
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
+
+
+async def get_db_session(uow: UnitOfWorkDep) -> Session:
+    """The session of the request's unit of work."""
+    return uow.session
+
+
+DbSessionDep = Annotated[Session, Depends(get_db_session)]
 
 
 async def require_internal_token(request: Request) -> None:

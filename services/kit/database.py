@@ -1,5 +1,35 @@
 """A slice's own database: SQLite with WAL and synchronous=FULL by default, any SQLAlchemy URL
-otherwise, with its Alembic history applied at start-up."""
+otherwise, with its Alembic history applied at start-up.
+
+One transaction pattern: the unit of work
+-----------------------------------------
+Every transaction is a :class:`UnitOfWork`: one session, committed once at its end when
+the work succeeded and rolled back when it raised, then its after-commit callbacks. Whoever
+opens the unit owns the transaction; everything it calls only adds, changes and
+``flush()``-es (to get ids or to turn a constraint into a 409), never commits.
+
+- A request: the route takes ``DbSessionDep`` (the session) or ``UnitOfWorkDep`` (the
+  unit) from :mod:`services.kit.app`; the dependency opens the unit, the handler returns,
+  the unit commits and runs its callbacks, and only then is the response sent, so a 2xx
+  means the change is on disk. An error rolls it back.
+- An async slice (or an async route): ``await db.run(fn)`` runs ``fn(session)`` in a
+  worker thread as one unit (committed at its end, callbacks after), off the event loop.
+- Anything else (start-up, timers, background tasks, scripts): ``with db.unit() as uow``,
+  or ``with db.session() as session`` when no callback is needed; it is the same unit.
+
+What must follow the commit (reloading a cache the change made stale) is registered with
+``uow.after_commit(callback)``, or with ``after_commit(session, callback)`` from a service
+that holds only the session. Callbacks take no argument and run in the thread that
+committed, after the commit and after the unit let go of its session and of the SQLite
+write lock (so one may open its own unit to read); a rolled-back unit drops them. A
+failing callback is logged and does not fail the others nor the request: its change is
+committed, and a reply of 500 would invite a retry of it. Event-loop work (waking a
+long-poll) stays in the async caller, after ``await db.run(...)`` has returned: that is
+after the commit already, and on the loop's own thread.
+
+The kit's own transaction boundaries (:mod:`services.kit.group_commit`, which commits one
+unit per batch of writers, and the outbox relay) are units like any other.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, event, func, text
@@ -18,6 +49,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from services.kit.kit_tables import KIT_METADATA
 
+log = structlog.get_logger("kit.database")
 T = TypeVar("T")
 M = TypeVar("M", bound=SQLModel)
 KIT_ALEMBIC_DIR = Path(__file__).parent / "alembic"
@@ -71,29 +103,24 @@ class SliceDatabase:
             _upgrade(conn, self.versions_dir, self.metadata, "alembic_version")
             _upgrade(conn, KIT_VERSIONS_DIR, KIT_METADATA, KIT_VERSION_TABLE)
 
+    def unit(self, *, write: bool = True) -> UnitOfWork:
+        """A new unit of work on this database (use it as a context manager)."""
+        return UnitOfWork(self, write=write)
+
     @contextlib.contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on error.
-
-        On SQLite, units that may write take this process's write lock first: writers then
-        queue and wake the moment the lock is free, instead of colliding inside SQLite and
-        sleeping in its busy handler (milliseconds each time). Readers never wait (WAL).
-        """
-        lock = self._write_lock if write and self.is_sqlite else contextlib.nullcontext()
-        with lock, Session(self.engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        """A unit of work, yielding only its session (``after_commit(session, fn)`` still
+        reaches the unit)."""
+        with UnitOfWork(self, write=write) as uow:
+            yield uow.session
 
     async def run(self, fn: Callable[[Session], T], *, write: bool = True) -> T:
-        """Run ``fn(session)`` in a worker thread inside one committed unit of work."""
+        """Run ``fn(session)`` in a worker thread as one unit of work: committed once at
+        its end, its after-commit callbacks after that; ``fn``'s result."""
 
         def work() -> T:
-            with self.session(write=write) as session:
-                return fn(session)
+            with UnitOfWork(self, write=write) as uow:
+                return fn(uow.session)
 
         return await anyio.to_thread.run_sync(work)
 
@@ -107,6 +134,78 @@ class SliceDatabase:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+UNIT_OF_WORK_KEY = "unit_of_work"  # the unit a session belongs to, in ``session.info``
+
+
+class UnitOfWork:
+    """One transaction: a session, committed on success and rolled back on error, and the
+    callbacks to run once it is committed (see the module's docstring).
+
+    On SQLite, units that may write take the database's write lock first: writers then
+    queue and wake the moment the lock is free, instead of colliding inside SQLite and
+    sleeping in its busy handler (milliseconds each time). Readers never wait (WAL).
+    """
+
+    __slots__ = ("_callbacks", "_lock", "db", "session", "write")
+
+    def __init__(self, db: SliceDatabase, *, write: bool = True) -> None:
+        self.db, self.write = db, write
+        self._lock: threading.Lock | None = db._write_lock if write and db.is_sqlite else None
+        self._callbacks: list[Callable[[], object]] = []
+        self.session: Session
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback()`` once this unit is committed (never if it is rolled back)."""
+        self._callbacks.append(callback)
+
+    def __enter__(self) -> UnitOfWork:
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self.session = Session(self.db.engine, expire_on_commit=False)
+        except BaseException:
+            self._release()
+            raise
+        self.session.info[UNIT_OF_WORK_KEY] = self
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    self.session.commit()
+                except BaseException:
+                    self.session.rollback()
+                    raise
+            else:
+                self.session.rollback()
+        finally:
+            self.session.close()
+            self._release()
+        if exc_type is None:
+            self._run_callbacks()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _run_callbacks(self) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # committed already: log it, run the rest, keep the reply
+                log.exception("after_commit_failed", callback=repr(callback)[:200])
+
+
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
+    """Run ``callback()`` once the unit of work ``session`` belongs to is committed."""
+    uow = session.info.get(UNIT_OF_WORK_KEY)
+    if not isinstance(uow, UnitOfWork):
+        raise RuntimeError("the session is not a unit of work's: open it with db.unit()")
+    uow.after_commit(callback)
 
 
 def _upgrade(conn: Any, versions_dir: Path, metadata: MetaData, version_table: str) -> None:

@@ -4,6 +4,12 @@ A single task takes whatever has queued up (up to ``max_batch`` items), writes i
 transaction with ``write_batch`` and hands each writer its own result. A writer's
 ``submit`` returns only after its item is committed, so nothing acknowledged is lost; the
 queue is bounded, so a stalled disk slows writers down instead of growing memory.
+
+Each batch is one unit of work (``SliceDatabase.run``): ``write_batch`` only adds and
+flushes, the committer commits. A batch that fails is tried again as a new unit up to
+``attempts`` times in all; then ``on_failure(items, error)`` gives the writers their
+results anyway (e.g. the ledger logs the rows and lets the calls answer), or, without it,
+every writer of the batch gets the error.
 """
 
 from __future__ import annotations
@@ -29,10 +35,14 @@ class GroupCommitter(Generic[T, R]):
         *,
         max_queue: int = 10_000,
         max_batch: int = 256,
+        attempts: int = 1,
+        on_failure: Callable[[list[T], Exception], Sequence[R]] | None = None,
     ) -> None:
         self.db = db
         self.write_batch = write_batch
         self.max_batch = max_batch
+        self.attempts = max(1, attempts)
+        self.on_failure = on_failure
         self.queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
 
@@ -66,7 +76,7 @@ class GroupCommitter(Generic[T, R]):
                 batch.append(self.queue.get_nowait())
             items = [item for item, _ in batch]
             try:
-                results = await self.db.run(lambda s, i=items: self.write_batch(s, i))  # type: ignore[misc]
+                results = await self._commit(items)
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -77,3 +87,15 @@ class GroupCommitter(Generic[T, R]):
                         future.set_result(result)
             for _ in batch:
                 self.queue.task_done()
+
+    async def _commit(self, items: list[T]) -> Sequence[R]:
+        """Write ``items`` in one unit of work, tried ``attempts`` times."""
+        for _ in range(self.attempts - 1):
+            with contextlib.suppress(Exception):
+                return await self.db.run(lambda s: self.write_batch(s, items))
+        try:
+            return await self.db.run(lambda s: self.write_batch(s, items))
+        except Exception as exc:
+            if self.on_failure is None:
+                raise
+            return self.on_failure(items, exc)

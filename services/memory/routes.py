@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
 from services.kit.app import ContextDep, DbSessionDep
 from services.kit.context import OWNER_HEADER
 from services.kit.errors import BadRequest, NotFound, PayloadTooLarge, error_responses
-from services.kit.query import MAX_OFFSET
+from services.kit.query import Page, PageDep, pagination
 from services.memory import service
 from services.memory.deps import MemoryDep
 from services.memory.schemas import (
@@ -27,6 +27,8 @@ from services.memory.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["memory"])
 MemoryId = Annotated[str, Path(pattern=MEMORY_ID)]
+SearchPage = Annotated[Page, Depends(pagination(default=10, offset=False))]
+RunsPage = Annotated[Page, Depends(pagination(default=50))]
 Owner = Annotated[
     str | None,
     Header(alias=OWNER_HEADER, max_length=64, description="Act for this API key id"),
@@ -56,16 +58,21 @@ def create_memory(
 @router.get("/memories")
 def read_memories(
     db: DbSessionDep,
+    page: PageDep,
     owner: Owner = None,
     scope: Scope | None = None,
     subject: Annotated[str | None, Query(max_length=128)] = None,
     tag: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> MemoriesPublic:
     """Memories, most recently changed first."""
     data, count = service.list_memories(
-        db, owner=owner, scope=scope, subject=subject, tag=tag, limit=limit, offset=offset
+        db,
+        owner=owner,
+        scope=scope,
+        subject=subject,
+        tag=tag,
+        limit=page.limit,
+        offset=page.offset,
     )
     return MemoriesPublic(data=data, count=count)
 
@@ -75,13 +82,13 @@ def search_memories(
     db: DbSessionDep,
     ctx: ContextDep,
     q: Annotated[str, Query(min_length=1, max_length=2_000, description="What to look for")],
+    page: SearchPage,
     owner: Owner = None,
     user: Annotated[str | None, Query(max_length=128, description="This user's memories")] = None,
     session_id: Annotated[
         str | None, Query(max_length=64, description="This session's memories")
     ] = None,
     include_global: bool = True,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> SearchResults:
     """Full-text search (BM25), best first, with scores; scoped to a user and/or session."""
     return service.search(
@@ -91,7 +98,7 @@ def search_memories(
         user=user,
         session_id=session_id,
         include_global=include_global,
-        limit=min(limit, ctx.settings.memory.max_search_results),
+        limit=min(page.limit, ctx.settings.memory.max_search_results),
     )
 
 
@@ -128,10 +135,9 @@ async def consolidate(body: ConsolidateRequest, memory: MemoryDep) -> Consolidat
 @router.get("/consolidations")
 def read_consolidations(
     db: DbSessionDep,
+    page: RunsPage,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ConsolidationsPublic:
     """Consolidation runs, newest first, with their prompts and outputs."""
-    data, count = service.list_runs(db, session_id=session_id, limit=limit, offset=offset)
+    data, count = service.list_runs(db, session_id=session_id, limit=page.limit, offset=page.offset)
     return ConsolidationsPublic(data=data, count=count)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, select
 
 from openrouter_gateway import ModelPrice, OpenRouterClient, load_snapshot
-from services.kit.database import SliceDatabase
+from services.kit.database import SliceDatabase, after_commit
 from services.kit.versions import bump_version
 from services.providers.models import CatalogModel
 
@@ -82,18 +83,21 @@ class Catalog:
         self._store(validate(list(load_snapshot())), "snapshot")
 
     def _store(self, models: dict[str, dict[str, Any]], source: str) -> None:
-        now = datetime.now(UTC)
         with self.db.session() as session:
-            _replace(session, models, source, now)
-        self._install(models, source, now)
+            self._replace(session, models, source)
 
     async def refresh(self, client: OpenRouterClient) -> int:
         """Fetch the upstream's catalog, check it, replace ours in one transaction."""
         models = validate(await client.list_models())
-        now = datetime.now(UTC)
-        await self.db.run(lambda s: _replace(s, models, "upstream", now))
-        self._install(models, "upstream", now)
+        await self.db.run(lambda s: self._replace(s, models, "upstream"))
         return len(models)
+
+    def _replace(self, session: Session, models: dict[str, dict[str, Any]], source: str) -> None:
+        """Replace the stored catalog in the caller's unit; this process uses the new one
+        once it is committed."""
+        now = datetime.now(UTC)
+        _replace(session, models, source, now)
+        after_commit(session, partial(self._install, models, source, now))
 
     def price_of(self, model_id: str) -> ModelPrice | None:
         return self.prices.get(model_id)

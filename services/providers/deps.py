@@ -26,6 +26,11 @@ class ProvidersDeps:
     ledger: LedgerWriter
     upstreams: UpstreamRegistry
 
+    def reload_upstreams(self) -> None:
+        """Rebuild the upstream clients from the database (after a change was committed)."""
+        with self.ctx.db.session(write=False) as session:
+            self.upstreams.load(session)
+
 
 async def get_providers_deps(request: Request) -> ProvidersDeps:
     deps: ProvidersDeps = request.app.state.slice.deps

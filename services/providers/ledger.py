@@ -55,7 +55,12 @@ class LedgerWriter:
         self.db = db
         self.mode = mode
         self.writer: GroupCommitter[_Entry, None] = GroupCommitter(
-            db, self._write, max_queue=max_queue, max_batch=max_batch
+            db,
+            self._write,
+            max_queue=max_queue,
+            max_batch=max_batch,
+            attempts=2,  # a batch that cannot be written is retried once
+            on_failure=self._lost,
         )
         self.failures = Counter(
             "ledger_write_failures_total",
@@ -87,20 +92,17 @@ class LedgerWriter:
             await done
 
     def _write(self, session: Session, batch: list[_Entry]) -> list[None]:
-        """One transaction for the batch, retried once; rows that still cannot be written
-        are logged in full (to be recovered from the log) and counted, and the calls they
-        describe still answer: they succeeded and were paid for."""
+        """The batch's rows, events and settlements, in the committer's transaction."""
         self.batch_size.observe(len(batch))
-        for attempt in range(2):
-            try:
-                _write(session, batch)
-                session.commit()
-                return [None] * len(batch)
-            except Exception as exc:
-                session.rollback()
-                if attempt == 1:
-                    self.failures.inc(len(batch))
-                    log.error("ledger_write_failed", error=repr(exc), rows=[e.row for e in batch])
+        _write(session, batch)
+        return [None] * len(batch)
+
+    def _lost(self, batch: list[_Entry], exc: Exception) -> list[None]:
+        """A batch that could not be written twice: its rows are logged in full (to be
+        recovered from the log) and counted, and the calls they describe still answer:
+        they succeeded and were paid for."""
+        self.failures.inc(len(batch))
+        log.error("ledger_write_failed", error=repr(exc), rows=[e.row for e in batch])
         return [None] * len(batch)
 
 

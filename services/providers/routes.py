@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from openrouter_gateway import OpenRouterError
-from services.kit.app import DbSessionDep
+from services.kit.app import DbSessionDep, UnitOfWorkDep
 from services.kit.context import CALLER_HEADER
 from services.kit.errors import (
     BadRequest,
@@ -19,7 +19,7 @@ from services.kit.errors import (
     UpstreamError,
     error_responses,
 )
-from services.kit.query import MAX_OFFSET
+from services.kit.query import PageDep
 from services.providers import budgets, service, upstreams
 from services.providers.budgets import BudgetExceeded
 from services.providers.catalog import CatalogError
@@ -108,13 +108,12 @@ async def create_chat_completion(
 @router.get("/usage")
 def read_usage(
     db: DbSessionDep,
+    page: PageDep,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> UsagesPublic:
     """The usage ledger, newest first, optionally for one session."""
     data, count, cost, tokens = service.list_usage(
-        session=db, session_id=session_id, limit=limit, offset=offset
+        session=db, session_id=session_id, limit=page.limit, offset=page.offset
     )
     return UsagesPublic(data=data, count=count, total_cost_usd=cost, total_tokens=tokens)
 
@@ -123,11 +122,10 @@ BudgetId = Annotated[str, Path(pattern=r"^[a-f0-9]{1,32}$", description="Budget 
 
 
 @router.post("/budgets", status_code=201, responses=error_responses(Conflict))
-def create_budget(body: BudgetCreate, db: DbSessionDep, deps: ProvidersDep) -> BudgetPublic:
+def create_budget(body: BudgetCreate, uow: UnitOfWorkDep, deps: ProvidersDep) -> BudgetPublic:
     """A spending limit for everyone, one calling slice, or one API key, per window."""
-    made = budgets.create_budget(session=db, data=body)
-    db.commit()  # before the cache reloads it
-    deps.budget_cache.invalidate()
+    made = budgets.create_budget(session=uow.session, data=body)
+    uow.after_commit(deps.budget_cache.invalidate)  # committed before the cache reloads it
     return made
 
 
@@ -145,20 +143,18 @@ def read_budget(budget_id: BudgetId, db: DbSessionDep) -> BudgetPublic:
 
 @router.patch("/budgets/{budget_id}", responses=error_responses(NotFound))
 def update_budget(
-    budget_id: BudgetId, body: BudgetUpdate, db: DbSessionDep, deps: ProvidersDep
+    budget_id: BudgetId, body: BudgetUpdate, uow: UnitOfWorkDep, deps: ProvidersDep
 ) -> BudgetPublic:
     """Change a budget's limit; spend already booked stays."""
-    changed = budgets.update_budget(session=db, budget_id=budget_id, data=body)
-    db.commit()
-    deps.budget_cache.invalidate()
+    changed = budgets.update_budget(session=uow.session, budget_id=budget_id, data=body)
+    uow.after_commit(deps.budget_cache.invalidate)
     return changed
 
 
 @router.delete("/budgets/{budget_id}", status_code=204, responses=error_responses(NotFound))
-def delete_budget(budget_id: BudgetId, db: DbSessionDep, deps: ProvidersDep) -> None:
-    budgets.delete_budget(session=db, budget_id=budget_id)
-    db.commit()
-    deps.budget_cache.invalidate()
+def delete_budget(budget_id: BudgetId, uow: UnitOfWorkDep, deps: ProvidersDep) -> None:
+    budgets.delete_budget(session=uow.session, budget_id=budget_id)
+    uow.after_commit(deps.budget_cache.invalidate)
 
 
 @router.get("/reports/spend")
@@ -207,11 +203,10 @@ async def refresh_models(deps: ProvidersDep) -> ModelsRefreshed:
 
 
 @router.post("/upstreams", status_code=201, responses=error_responses(Conflict))
-def create_upstream(body: UpstreamCreate, db: DbSessionDep, deps: ProvidersDep) -> UpstreamPublic:
+def create_upstream(body: UpstreamCreate, uow: UnitOfWorkDep, deps: ProvidersDep) -> UpstreamPublic:
     """Add an OpenAI-compatible upstream for the models matching its prefixes."""
-    made = upstreams.create_upstream(session=db, data=body)
-    db.commit()
-    deps.upstreams.load(db)
+    made = upstreams.create_upstream(session=uow.session, data=body)
+    uow.after_commit(deps.reload_upstreams)
     return made
 
 
@@ -226,19 +221,17 @@ def read_upstreams(db: DbSessionDep) -> UpstreamsPublic:
 def update_upstream(
     name: Annotated[str, Path(pattern=UPSTREAM_NAME)],
     body: UpstreamUpdate,
-    db: DbSessionDep,
+    uow: UnitOfWorkDep,
     deps: ProvidersDep,
 ) -> UpstreamPublic:
-    changed = upstreams.update_upstream(session=db, name=name, data=body)
-    db.commit()
-    deps.upstreams.load(db)
+    changed = upstreams.update_upstream(session=uow.session, name=name, data=body)
+    uow.after_commit(deps.reload_upstreams)
     return changed
 
 
 @router.delete("/upstreams/{name}", status_code=204, responses=error_responses(NotFound))
 def delete_upstream(
-    name: Annotated[str, Path(pattern=UPSTREAM_NAME)], db: DbSessionDep, deps: ProvidersDep
+    name: Annotated[str, Path(pattern=UPSTREAM_NAME)], uow: UnitOfWorkDep, deps: ProvidersDep
 ) -> None:
-    upstreams.delete_upstream(session=db, name=name)
-    db.commit()
-    deps.upstreams.load(db)
+    upstreams.delete_upstream(session=uow.session, name=name)
+    uow.after_commit(deps.reload_upstreams)

@@ -11,7 +11,7 @@ from starlette.concurrency import iterate_in_threadpool
 from services.kit.app import ContextDep, DbSessionDep
 from services.kit.context import OWNER_HEADER
 from services.kit.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, error_responses
-from services.kit.query import MAX_OFFSET, MAX_PAGE, MAX_SEQ
+from services.kit.query import MAX_PAGE, MAX_SEQ, Page, pagination
 from services.session import service
 from services.session.config import SessionSettings
 from services.session.schemas import (
@@ -37,6 +37,12 @@ async def get_session_settings(ctx: ContextDep) -> SessionSettings:
 
 
 SettingsDep = Annotated[SessionSettings, Depends(get_session_settings)]
+SessionsPage = Annotated[Page, Depends(pagination(default=50))]
+MessagesPage = Annotated[  # pages by after_seq, not by offset
+    Page,
+    Depends(pagination(most=MAX_PAGE, offset=False, description="Page size (capped by config)")),
+]
+SearchPage = Annotated[Page, Depends(pagination(default=20, offset=False))]
 
 
 Owner = Annotated[
@@ -69,14 +75,13 @@ def resolve_session(
 @router.get("")
 def read_sessions(
     db: DbSessionDep,
+    page: SessionsPage,
     owner: Owner = None,
     channel: Annotated[str | None, Query(pattern=CHANNEL_PATTERN)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SessionsPublic:
     """Sessions, most recently active first (only the owner's with ``X-Owner``)."""
     data, count = service.list_sessions(
-        session=db, owner=owner, channel=channel, limit=limit, offset=offset
+        session=db, owner=owner, channel=channel, limit=page.limit, offset=page.offset
     )
     return SessionsPublic(data=data, count=count)
 
@@ -149,13 +154,11 @@ def read_messages(
     session_id: SessionId,
     db: DbSessionDep,
     settings: SettingsDep,
+    page: MessagesPage,
     owner: Owner = None,
     after_seq: Annotated[
         int, Query(ge=0, le=MAX_SEQ, description="Return messages after this seq")
     ] = 0,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_PAGE, description="Page size (capped by config)")
-    ] = 100,
     tail: Annotated[
         int | None, Query(ge=1, le=MAX_PAGE, description="Only the last N messages")
     ] = None,
@@ -167,7 +170,7 @@ def read_messages(
         session=db,
         session_id=session_id,
         after_seq=after_seq,
-        limit=min(limit, settings.max_page_size),
+        limit=min(page.limit, settings.max_page_size),
         tail=tail,
         owner=owner,
         include_archived=include_archived,
@@ -181,8 +184,8 @@ def search_messages(
     db: DbSessionDep,
     settings: SettingsDep,
     q: Annotated[str, Query(min_length=1, max_length=500, description="Words to find")],
+    page: SearchPage,
     owner: Owner = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> SearchResults:
     """Full-text search in the session's messages, best match first, with snippets."""
     return service.search_messages(
@@ -190,7 +193,7 @@ def search_messages(
         session_id=session_id,
         owner=owner,
         query=q,
-        limit=min(limit, settings.max_search_results),
+        limit=min(page.limit, settings.max_search_results),
     )
 
 

@@ -16,7 +16,7 @@ from services.kit.errors import (
     Unprocessable,
     error_responses,
 )
-from services.kit.query import MAX_OFFSET
+from services.kit.query import PageDep
 from services.tools.deps import ToolServiceDep
 from services.tools.schemas import (
     TOOL_NAME,
@@ -75,12 +75,11 @@ async def call_tool(
 @router.get("/executions")
 def read_executions(
     db: DbSessionDep,
+    page: PageDep,
     tool: Annotated[str | None, Query(pattern=TOOL_NAME)] = None,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
     outcome: Annotated[str | None, Query(max_length=32)] = None,
     since: Annotated[datetime | None, Query(description="From this time (ISO 8601)")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ExecutionsPublic:
     """The execution log, newest first, filtered by tool, session, outcome and time."""
     data, count = list_executions(
@@ -89,7 +88,7 @@ def read_executions(
         session_id=session_id,
         outcome=outcome,
         since=since,
-        limit=limit,
-        offset=offset,
+        limit=page.limit,
+        offset=page.offset,
     )
     return ExecutionsPublic(data=data, count=count)

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from services.kit.config import Settings
 from services.kit.context import request_id_var
-from services.kit.database import SliceDatabase, page
+from services.kit.database import SliceDatabase, after_commit, page
 from services.kit.errors import Forbidden, NotFound, SliceError, Unprocessable
 from services.kit.group_commit import GroupCommitter
 from services.kit.metrics import LATENCY_BUCKETS
@@ -116,7 +116,7 @@ class ToolService:
 
     def sync(self, session: Session) -> None:
         """Register the built-ins (new ones added, code fields refreshed, operator settings
-        kept), then load the live view."""
+        kept), then load the live view once that is committed."""
         now = datetime.now(UTC)
         t = self.settings.tools
         for spec in self.specs.values():
@@ -137,8 +137,12 @@ class ToolService:
                 row.description, row.parameters = spec.description, spec.parameters
                 row.version, row.permission = spec.version, spec.permission
             session.add(row)
-        session.commit()
-        self.reload(session)
+        after_commit(session, self.reload_committed)
+
+    def reload_committed(self) -> None:
+        """Load the live view in a unit of its own (after a change was committed)."""
+        with self.db.session(write=False) as session:
+            self.reload(session)
 
     def reload(self, session: Session) -> None:
         """Load the live view from the registry (its version first: a change committed
@@ -207,8 +211,8 @@ class ToolService:
         row.updated_at = datetime.now(UTC)
         session.add(row)
         bump_version(session, name=REGISTRY)  # the other replicas reload it
-        session.commit()
-        self.reload(session)
+        session.flush()
+        after_commit(session, self.reload_committed)
         return self._public(row)
 
     # -- calls -------------------------------------------------------------------------------
@@ -343,7 +347,6 @@ def _write_executions(session: Session, rows: list[Execution]) -> list[int]:
                 "bytes_out": row.bytes_out,
             },
         )
-    session.commit()
     return [row.id or 0 for row in rows]
 
 
