@@ -3,8 +3,8 @@ callers take its default timeout from its client, and the kit names no slice."""
 
 from __future__ import annotations
 
+import ast
 import importlib
-import re
 from pathlib import Path
 
 from services.kit.client import SliceClient
@@ -49,16 +49,33 @@ def test_callers_default_timeouts_are_in_the_clients_and_match_the_quotas() -> N
     assert checked >= 2  # providers and agent_core
 
 
+def _strings(tree: ast.AST) -> list[str]:
+    """The string literals of a module, but attribute names listed in ``__slots__``."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets
+        ):
+            skipped |= {id(n) for n in ast.walk(node.value)}
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in skipped
+    ]
+
+
 def test_the_kit_names_no_slice() -> None:
-    names = "|".join(slice_names())
+    names = slice_names()
     for path in (ROOT / "services" / "kit").glob("*.py"):
-        code = [
-            line
-            for line in path.read_text().splitlines()
-            if not line.lstrip().startswith("#") and '"""' not in line
+        found = [
+            text
+            for text in _strings(ast.parse(path.read_text()))
+            for name in names
+            if text == name or text.startswith((f"{name}.", f"{name}/", f"services.{name}"))
         ]
-        quoted = [line for line in code if re.search(rf"[\"']({names})[\"'./]", line)]
-        assert not quoted, f"{path.name}: {quoted}"
+        assert not found, f"{path.name}: {found}"
 
 
 def test_every_slice_page_is_registered_and_exists() -> None:
@@ -72,3 +89,17 @@ def test_every_slice_page_is_registered_and_exists() -> None:
     assert registered == on_disk
     for path in on_disk:
         assert "from dashboard" not in path.read_text(), path
+
+
+def test_tests_reach_other_slices_only_through_their_contract() -> None:
+    """A slice's tests (and the kit's) never import another slice's service.py or models.py:
+    like the slice itself, they talk to it over HTTP (client.py, schemas.py)."""
+    for path in (ROOT / "services").glob("*/tests/*.py"):
+        own = path.parent.parent.name
+        tree = ast.parse(path.read_text())
+        modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        for module in modules:
+            parts = module.split(".")
+            if len(parts) >= 3 and parts[0] == "services" and parts[1] != own:
+                assert parts[2] not in ("service", "models"), f"{path}: imports {module}"

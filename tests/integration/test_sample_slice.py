@@ -39,8 +39,7 @@ FILES = {
         "SETTINGS_MODEL = SampleSettings\n"
     ),
     "sample_slice/schemas.py": (
-        "from pydantic import BaseModel\n\n\nclass GreetingPublic(BaseModel):\n"
-        "    greeting: str\n"
+        "from pydantic import BaseModel\n\n\nclass GreetingPublic(BaseModel):\n    greeting: str\n"
     ),
     "sample_slice/routes.py": (
         "from fastapi import APIRouter\n\nfrom sample_slice.schemas import GreetingPublic\n"
