@@ -18,11 +18,14 @@ from services.event_bus.slice import create_slice
 from services.event_bus.tests.conftest import publish, pull
 from services.event_bus.tests.test_nats import _nats_up, cleanup
 from services.kit.app import create_app
-from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
+from services.kit.testing import (
+    TEST_TOKEN,
+    fresh_postgres_database,
+    serve_app,
+    settings_for_tests,
+)
 
 pytestmark = pytest.mark.integration  # every test here starts servers or processes
-
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=2"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,18 +35,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc.__class__.__name__})")
-    name = f"rb_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {"database_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"}
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres_database() as url:
+        yield {"database_url": url}
 
 
 def replicas(tmp_path: Path, stack: ExitStack, **bus: Any) -> tuple[httpx.Client, httpx.Client]:

@@ -5,7 +5,6 @@ Skips (saying why) when no PostgreSQL answers on 127.0.0.1:5432.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,26 +12,19 @@ import httpx
 import pytest
 
 from services.kit.app import create_app
-from services.kit.testing import TEST_TOKEN, serve_app, settings_for_tests
+from services.kit.testing import (
+    TEST_TOKEN,
+    fresh_postgres_database,
+    serve_app,
+    settings_for_tests,
+)
 from services.session.slice import create_slice
-
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=2"
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc.__class__.__name__})")
-    name = f"rb_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.mark.integration
