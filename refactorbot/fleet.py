@@ -105,10 +105,12 @@ class ForkServer:
             line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
         except TimeoutError:
             proc.kill()
+            await proc.wait()
             raise RuntimeError(f"the fork server did not preload within {timeout_s:g}s") from None
         hello = json.loads(line or b"{}")
         if not hello.get("ready"):
             proc.kill()
+            await proc.wait()
             raise RuntimeError(
                 f"the fork server could not start: {hello.get('error', 'no answer')}"
             )
