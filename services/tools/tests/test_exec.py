@@ -84,7 +84,8 @@ def test_exec_timeout_kills_the_process_group(tmp_path: Path) -> None:
         started = time.monotonic()
         r = ok(env.call("exec", argv=["sh", "-c", "sleep 30 & sleep 30"], timeout_s=0.5))
         assert r["timed_out"] and r["exit_code"] is None
-        assert time.monotonic() - started < 5
+        # the group was killed: nothing waited for the 30 s sleeps (a loose bound, not a figure)
+        assert time.monotonic() - started < 20
         loud = ok(env.call("exec", argv=["head", "-c", "100000", "/dev/zero"]))
         assert loud["truncated"] and "output truncated" in loud["stdout"]
 
@@ -213,7 +214,6 @@ def test_a_flooding_program_times_out_cleanly(
     with start_tools_env(
         tmp_path, sandbox="none", exec_unsandboxed=True, exec_allow=["yes"]
     ) as env:
-        started = time.monotonic()
+        # a hang would surface as the service's own 504, which ok() refuses
         r = ok(env.call("exec", argv=["yes", "flood"], timeout_s=0.5))
         assert r["timed_out"] and r["truncated"] and r["stdout"].startswith("flood\n")
-        assert time.monotonic() - started < 10

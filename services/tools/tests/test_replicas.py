@@ -55,7 +55,7 @@ def test_a_switch_flipped_on_one_replica_holds_on_the_other(
             assert read_file(b) == 403  # at once
         else:
             while read_file(b) != 403:
-                assert time.monotonic() - flipped < recheck_s + 1.0
+                assert time.monotonic() - flipped < recheck_s + 10  # generous: a busy machine
                 time.sleep(0.02)
         assert "read_file" not in offered(b)
         status = httpx.get(f"{b}/status").json()["details"]
